@@ -1,0 +1,148 @@
+"""The .icz file: a 7-byte header (more when the original size is stored) and the latent codes.
+
+See docs/FORMAT.md for the byte layout. Pure functions: bytes in, bytes out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import zstandard
+
+from .errors import InvcompError
+from .quantize import MAX_BITS, MIN_BITS
+
+MAGIC = b"IC"
+VERSION = 1
+FINGERPRINT_BYTES = 3
+MAX_SIDE = 65535
+
+ENCODING_RAW = 0  # codes bit-packed, most significant bit first
+ENCODING_ZSTD = 1  # the bit-packed codes as a magicless zstd frame
+ENCODING_NAMES = {ENCODING_RAW: "raw", ENCODING_ZSTD: "zstd"}
+
+_SIZE_FLAG = 0x40
+_RESERVED_FLAG = 0x80
+
+
+@dataclass(frozen=True)
+class Header:
+    fingerprint: bytes  # first 3 bytes of the generator weights' sha256
+    bits: int  # bits per latent dimension, 2..12
+    encoding: int  # ENCODING_RAW or ENCODING_ZSTD
+    original_size: tuple[int, int] | None  # (width, height) when it differs from the model's
+
+    def __post_init__(self) -> None:
+        if len(self.fingerprint) != FINGERPRINT_BYTES:
+            raise InvcompError("fingerprint must be 3 bytes")
+        if not MIN_BITS <= self.bits <= MAX_BITS:
+            raise InvcompError(f"bits must be {MIN_BITS}..{MAX_BITS}, not {self.bits}")
+        if self.encoding not in ENCODING_NAMES:
+            raise InvcompError(f"unknown payload encoding {self.encoding}")
+        if self.original_size is not None and not all(1 <= s <= MAX_SIDE for s in self.original_size):
+            raise InvcompError(f"original size must be 1..{MAX_SIDE} per side, not {self.original_size}")
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = 0
+    for i in range(3):  # three 7-bit groups cover MAX_SIDE
+        if pos + i >= len(data):
+            raise InvcompError("truncated file (header ends inside the original size)")
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            return value, pos + i + 1
+    raise InvcompError("corrupt header (original size field too long)")
+
+
+def pack_header(h: Header) -> bytes:
+    flags = h.bits | (h.encoding << 4) | (_SIZE_FLAG if h.original_size else 0)
+    out = MAGIC + bytes([VERSION]) + h.fingerprint + bytes([flags])
+    if h.original_size:
+        out += _varint(h.original_size[0]) + _varint(h.original_size[1])
+    return out
+
+
+def unpack_header(data: bytes) -> tuple[Header, int]:
+    """The header and the offset where the payload starts."""
+    if len(data) < 7:
+        raise InvcompError("not an invcomp file (too short)" if data[:2] != MAGIC else "truncated file (header incomplete)")
+    if data[:2] != MAGIC:
+        raise InvcompError("not an invcomp file (bad magic)")
+    if data[2] != VERSION:
+        raise InvcompError(f"unsupported .icz version {data[2]} (this invcomp reads version {VERSION})")
+    flags = data[6]
+    if flags & _RESERVED_FLAG:
+        raise InvcompError("corrupt header (reserved flag set)")
+    pos, size = 7, None
+    if flags & _SIZE_FLAG:
+        w, pos = _read_varint(data, pos)
+        h, pos = _read_varint(data, pos)
+        size = (w, h)
+    return Header(bytes(data[3:6]), flags & 0x0F, (flags >> 4) & 0x03, size), pos
+
+
+def pack_codes(codes: np.ndarray, bits: int) -> bytes:
+    """Bit-pack integer codes (each < 2**bits), most significant bit first, zero-padded."""
+    codes = np.asarray(codes, dtype=np.int64)
+    if codes.size and (codes.min() < 0 or codes.max() >= 1 << bits):
+        raise InvcompError(f"codes out of range for {bits} bits")
+    shifts = np.arange(bits - 1, -1, -1)
+    bitarr = ((codes[:, None] >> shifts) & 1).astype(np.uint8).ravel()
+    return np.packbits(bitarr).tobytes()
+
+
+def unpack_codes(data: bytes, n: int, bits: int) -> np.ndarray:
+    if len(data) != packed_size(n, bits):
+        raise InvcompError(f"corrupt payload ({len(data)} bytes, expected {packed_size(n, bits)})")
+    bitarr = np.unpackbits(np.frombuffer(data, np.uint8))[: n * bits].reshape(n, bits).astype(np.int64)
+    return (bitarr << np.arange(bits - 1, -1, -1)).sum(1)
+
+
+def packed_size(n: int, bits: int) -> int:
+    return (n * bits + 7) // 8
+
+
+_ZSTD_PARAMS = dict(format=zstandard.FORMAT_ZSTD1_MAGICLESS, write_content_size=False, write_checksum=False,
+                    write_dict_id=False)
+
+
+def encode_payload(codes: np.ndarray, bits: int) -> tuple[int, bytes]:
+    """The smallest of the supported encodings of the codes: (encoding id, bytes)."""
+    raw = pack_codes(codes, bits)
+    params = zstandard.ZstdCompressionParameters.from_level(22, source_size=len(raw), **_ZSTD_PARAMS)
+    packed = zstandard.ZstdCompressor(compression_params=params).compress(raw)
+    return (ENCODING_ZSTD, packed) if len(packed) < len(raw) else (ENCODING_RAW, raw)
+
+
+def decode_payload(payload: bytes, encoding: int, n: int, bits: int) -> np.ndarray:
+    if encoding == ENCODING_ZSTD:
+        expected = packed_size(n, bits)
+        try:
+            dctx = zstandard.ZstdDecompressor(format=zstandard.FORMAT_ZSTD1_MAGICLESS)
+            payload = dctx.decompress(payload, max_output_size=expected)
+        except zstandard.ZstdError as e:
+            raise InvcompError(f"corrupt zstd payload ({e})") from None
+    return unpack_codes(payload, n, bits)
+
+
+def encode_file(header: Header, codes: np.ndarray) -> bytes:
+    """Choose the smallest payload encoding, record it in the header, return the whole file."""
+    encoding, payload = encode_payload(codes, header.bits)
+    h = Header(header.fingerprint, header.bits, encoding, header.original_size)
+    return pack_header(h) + payload
+
+
+def decode_file(data: bytes, n: int) -> tuple[Header, np.ndarray]:
+    """Header and the n latent codes of a whole file (n comes from the model the header names)."""
+    header, pos = unpack_header(data)
+    return header, decode_payload(bytes(data[pos:]), header.encoding, n, header.bits)

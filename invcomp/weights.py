@@ -1,0 +1,52 @@
+"""Saving and loading network weights as plain tensor dicts (loadable with weights_only=True)."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import InvcompError
+from .imageio import write_atomic
+from .nets import Encoder, Generator, NetConfig
+
+WEIGHTS_FORMAT = 1
+
+
+def weights_bytes(kind: str, module: torch.nn.Module, cfg: NetConfig) -> bytes:
+    buf = io.BytesIO()
+    state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    torch.save({"format": WEIGHTS_FORMAT, "kind": kind, "config": cfg.to_dict(), "state_dict": state}, buf)
+    return buf.getvalue()
+
+
+def save_weights(path: str | os.PathLike, kind: str, module: torch.nn.Module, cfg: NetConfig) -> str:
+    """Write weights atomically; returns the file's sha256 (hex)."""
+    data = weights_bytes(kind, module, cfg)
+    write_atomic(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_net(data: bytes, kind: str, origin: str) -> torch.nn.Module:
+    """Build a Generator or Encoder from weight-file bytes: safe unpickling, strict loading."""
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:  # any unpickling failure means a file we refuse
+        raise InvcompError(f"{origin}: not a loadable invcomp weights file ({type(e).__name__})") from None
+    if not isinstance(obj, dict) or obj.get("format") != WEIGHTS_FORMAT or obj.get("kind") != kind:
+        raise InvcompError(f"{origin}: not an invcomp {kind} weights file (format {WEIGHTS_FORMAT})")
+    try:
+        cfg = NetConfig(**obj["config"])
+        net = (Generator if kind == "generator" else Encoder)(cfg)
+        net.load_state_dict(obj["state_dict"], strict=True)
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise InvcompError(f"{origin}: weights do not match the {kind} architecture ({str(e).splitlines()[0]})") from None
+    net.eval()
+    net.requires_grad_(False)
+    return net

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from invcomp.bitstream import (ENCODING_RAW, ENCODING_ZSTD, Header, decode_file, encode_file, pack_codes,
+                               pack_header, packed_size, unpack_codes, unpack_header)
+from invcomp.errors import InvcompError
+
+
+def test_header_exact_bytes():
+    h = Header(b"\x01\x02\x03", 4, ENCODING_RAW, None)
+    assert pack_header(h) == b"IC\x01\x01\x02\x03\x04"
+    h2 = Header(b"\xaa\xbb\xcc", 12, ENCODING_ZSTD, (300, 5))
+    # flags: bits 12 | zstd << 4 | size flag 0x40 = 0x5c; 300 = varint ac 02; 5 = 05
+    assert pack_header(h2) == b"IC\x01\xaa\xbb\xcc\x5c\xac\x02\x05"
+    for header in (h, h2):
+        data = pack_header(header)
+        assert unpack_header(data) == (header, len(data))
+
+
+@pytest.mark.parametrize("bits", range(2, 13))
+def test_codes_round_trip(bits):
+    codes = np.random.default_rng(bits).integers(0, 1 << bits, 37)
+    packed = pack_codes(codes, bits)
+    assert len(packed) == packed_size(37, bits)
+    assert np.array_equal(unpack_codes(packed, 37, bits), codes)
+
+
+def test_smallest_encoding_is_chosen_and_recorded():
+    header = Header(b"abc", 4, ENCODING_RAW, None)
+    random_codes = np.random.default_rng(0).integers(0, 16, 64)
+    data = encode_file(header, random_codes)
+    assert len(data) == 7 + 32 and unpack_header(data)[0].encoding == ENCODING_RAW
+    flat = np.zeros(512, dtype=np.int64)
+    data = encode_file(header, flat)
+    h, codes = decode_file(data, 512)
+    assert h.encoding == ENCODING_ZSTD and len(data) < 7 + 256
+    assert np.array_equal(codes, flat)
+
+
+def test_every_truncation_and_garbage_raises_own_error():
+    data = encode_file(Header(b"abc", 5, ENCODING_RAW, (640, 480)), np.arange(20) % 32)
+    assert np.array_equal(decode_file(data, 20)[1], np.arange(20) % 32)
+    for cut in range(len(data)):
+        with pytest.raises(InvcompError):
+            decode_file(data[:cut], 20)
+    with pytest.raises(InvcompError):
+        decode_file(data + b"\x00", 20)
+    for garbage in (b"", b"\x89PNG\r\n\x1a\n" + bytes(40), bytes(range(50))):
+        with pytest.raises(InvcompError):
+            decode_file(garbage, 20)
+
+
+def test_bad_version_and_reserved_flag():
+    data = bytearray(encode_file(Header(b"abc", 4, ENCODING_RAW, None), np.zeros(8, int)))
+    bad = bytes(data[:2]) + b"\x02" + bytes(data[3:])
+    with pytest.raises(InvcompError, match="version 2"):
+        unpack_header(bad)
+    data[6] |= 0x80
+    with pytest.raises(InvcompError, match="reserved"):
+        unpack_header(bytes(data))
+
+
+def test_header_validation():
+    with pytest.raises(InvcompError):
+        Header(b"abc", 13, ENCODING_RAW, None)
+    with pytest.raises(InvcompError):
+        Header(b"abc", 4, ENCODING_RAW, (0, 10))
+    with pytest.raises(InvcompError):
+        Header(b"abc", 4, ENCODING_RAW, (70000, 10))

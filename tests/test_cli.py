@@ -1,0 +1,98 @@
+import json
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from invcomp.cli import app
+
+runner = CliRunner()
+FAST = ["--steps", "5", "--restarts", "1", "--device", "cpu"]
+
+
+def _png(path, size=(32, 32), mode="RGB"):
+    arr = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(arr).convert(mode).save(path)
+    return path
+
+
+def test_fit_decode_info_end_to_end(tmp_path, tiny_weights):
+    src = _png(tmp_path / "a.png")
+    r = runner.invoke(app, ["fit", str(src), "--model", str(tiny_weights), "--json", *FAST])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    icz = tmp_path / "a.icz"
+    assert report["files"][0]["bytes"] == icz.stat().st_size == 7 + 4
+    assert 0 < report["files"][0]["ssim"] <= 1
+    r = runner.invoke(app, ["decode", str(icz), "--model", str(tiny_weights), "-o", str(tmp_path / "out.png")])
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "out.png").size == (32, 32)
+    r = runner.invoke(app, ["info", str(icz), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["bits"] == 4
+
+
+def test_fit_folder_conversions_and_original_size(tmp_path, tiny_weights):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    _png(folder / "grey.png", mode="L")
+    _png(folder / "pal.png", mode="P")
+    _png(folder / "alpha.png", mode="RGBA")
+    _png(folder / "wide.png", size=(64, 40))
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["fit", str(folder), "-o", str(out), "--model", str(tiny_weights), *FAST])
+    assert r.exit_code == 0, r.output
+    assert "converted grey" in r.stderr and "palette" in r.stderr and "alpha" in r.stderr
+    assert "64x40 centre-cropped" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["alpha.icz", "grey.icz", "pal.icz", "wide.icz"]
+    r = runner.invoke(app, ["decode", str(out / "wide.icz"), "--original-size", "--model", str(tiny_weights)])
+    assert r.exit_code == 0, r.output
+    assert Image.open(out / "wide.png").size == (64, 40)
+
+
+def _fails(args, match):
+    r = runner.invoke(app, args)
+    assert r.exit_code != 0
+    assert "Traceback" not in r.output
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and match in lines[0], r.stderr
+    return r
+
+
+def test_clean_errors_leave_no_output(tmp_path, tiny_weights):
+    _fails(["fit", str(tmp_path / "missing.png"), "--model", str(tiny_weights)], "no such file")
+    notimg = tmp_path / "notes.png"
+    notimg.write_text("hello")
+    _fails(["fit", str(notimg), "--model", str(tiny_weights)], "not a readable image")
+    assert not (tmp_path / "notes.icz").exists()
+    src = _png(tmp_path / "b.png")
+    _fails(["fit", str(src), "--model", "nope"], "unknown model")
+    _fails(["fit", str(src), "--model", str(tiny_weights), "--bits", "20"], "--bits must be")
+    _fails(["fit", str(src), "--model", str(tiny_weights), "--device", "tpu"], "unknown device")
+    assert not (tmp_path / "b.icz").exists()
+    assert not list(tmp_path.glob("*.tmp"))
+    bad = tmp_path / "bad.icz"
+    bad.write_bytes(b"garbage!")
+    _fails(["decode", str(bad)], "not an invcomp file")
+    _fails(["info", str(bad)], "not an invcomp file")
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_refuses_to_overwrite_input(tmp_path, tiny_weights):
+    src = _png(tmp_path / "c.png")
+    before = src.read_bytes()
+    _fails(["fit", str(src), "-o", str(src), "--model", str(tiny_weights), *FAST], "overwrite the input")
+    assert src.read_bytes() == before
+    runner.invoke(app, ["fit", str(src), "--model", str(tiny_weights), *FAST])
+    icz = tmp_path / "c.icz"
+    kept = icz.read_bytes()
+    _fails(["decode", str(icz), "-o", str(icz), "--model", str(tiny_weights)], "overwrite the input")
+    assert icz.read_bytes() == kept
+
+
+def test_decode_truncated_file(tmp_path, tiny_weights):
+    src = _png(tmp_path / "d.png")
+    runner.invoke(app, ["fit", str(src), "--model", str(tiny_weights), *FAST])
+    icz = tmp_path / "d.icz"
+    icz.write_bytes(icz.read_bytes()[:-1])
+    _fails(["decode", str(icz), "--model", str(tiny_weights)], "corrupt payload")
+    assert not (tmp_path / "d.png.tmp").exists()
