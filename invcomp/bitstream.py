@@ -4,11 +4,13 @@ See docs/FORMAT.md for the byte layout. Pure functions: bytes in, bytes out.
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import zstandard
 
+from . import arith
 from .errors import InvcompError
 from .quantize import MAX_BITS, MIN_BITS
 
@@ -19,7 +21,8 @@ MAX_SIDE = 65535
 
 ENCODING_RAW = 0  # codes bit-packed, most significant bit first
 ENCODING_ZSTD = 1  # the bit-packed codes as a magicless zstd frame
-ENCODING_NAMES = {ENCODING_RAW: "raw", ENCODING_ZSTD: "zstd"}
+ENCODING_GAUSS = 2  # arithmetic-coded under N(0, 1) on the levels (arith.py), then 1 check byte
+ENCODING_NAMES = {ENCODING_RAW: "raw", ENCODING_ZSTD: "zstd", ENCODING_GAUSS: "gauss"}
 
 _SIZE_FLAG = 0x40
 _RESERVED_FLAG = 0x80
@@ -116,15 +119,38 @@ _ZSTD_PARAMS = dict(format=zstandard.FORMAT_ZSTD1_MAGICLESS, write_content_size=
                     write_dict_id=False)
 
 
-def encode_payload(codes: np.ndarray, bits: int) -> tuple[int, bytes]:
-    """The smallest of the supported encodings of the codes: (encoding id, bytes)."""
+def _check_byte(coded: bytes) -> int:
+    """Low byte of the CRC-32 of the arithmetic-coded bytes: a variable-length payload has no
+    length field, so this is what makes truncation and damage detectable (255 in 256)."""
+    return zlib.crc32(coded) & 0xFF
+
+
+def _with_check(coded: bytes) -> bytes:
+    return coded + bytes([_check_byte(coded)])
+
+
+def encode_payload(codes: np.ndarray, bits: int, latent_range: float) -> tuple[int, bytes]:
+    """The smallest of the supported encodings of the codes: (encoding id, bytes); raw on ties."""
     raw = pack_codes(codes, bits)
     params = zstandard.ZstdCompressionParameters.from_level(22, source_size=len(raw), **_ZSTD_PARAMS)
-    packed = zstandard.ZstdCompressor(compression_params=params).compress(raw)
-    return (ENCODING_ZSTD, packed) if len(packed) < len(raw) else (ENCODING_RAW, raw)
+    candidates = [
+        (ENCODING_RAW, raw),
+        (ENCODING_GAUSS, _with_check(arith.encode([int(c) for c in codes], arith.gaussian_cumulative(bits, latent_range)))),
+        (ENCODING_ZSTD, zstandard.ZstdCompressor(compression_params=params).compress(raw)),
+    ]
+    return min(candidates, key=lambda c: len(c[1]))
 
 
-def decode_payload(payload: bytes, encoding: int, n: int, bits: int) -> np.ndarray:
+def decode_payload(payload: bytes, encoding: int, n: int, bits: int, latent_range: float) -> np.ndarray:
+    if encoding == ENCODING_GAUSS:
+        if len(payload) < 1 or _check_byte(payload[:-1]) != payload[-1]:
+            raise InvcompError("corrupt payload (check byte does not match: truncated or damaged file)")
+        payload = payload[:-1]
+        cum = arith.gaussian_cumulative(bits, latent_range)
+        codes = arith.decode(payload, n, cum)
+        if arith.encode(codes, cum) != payload:  # only the canonical coding is valid
+            raise InvcompError("corrupt payload (arithmetic-coded codes do not re-encode to the file)")
+        return np.asarray(codes, dtype=np.int64)
     if encoding == ENCODING_ZSTD:
         expected = packed_size(n, bits)
         try:
@@ -135,14 +161,14 @@ def decode_payload(payload: bytes, encoding: int, n: int, bits: int) -> np.ndarr
     return unpack_codes(payload, n, bits)
 
 
-def encode_file(header: Header, codes: np.ndarray) -> bytes:
+def encode_file(header: Header, codes: np.ndarray, latent_range: float) -> bytes:
     """Choose the smallest payload encoding, record it in the header, return the whole file."""
-    encoding, payload = encode_payload(codes, header.bits)
+    encoding, payload = encode_payload(codes, header.bits, latent_range)
     h = Header(header.fingerprint, header.bits, encoding, header.original_size)
     return pack_header(h) + payload
 
 
-def decode_file(data: bytes, n: int) -> tuple[Header, np.ndarray]:
-    """Header and the n latent codes of a whole file (n comes from the model the header names)."""
+def decode_file(data: bytes, n: int, latent_range: float) -> tuple[Header, np.ndarray]:
+    """Header and the n latent codes of a whole file (n and the range come from the model)."""
     header, pos = unpack_header(data)
-    return header, decode_payload(bytes(data[pos:]), header.encoding, n, header.bits)
+    return header, decode_payload(bytes(data[pos:]), header.encoding, n, header.bits, latent_range)

@@ -88,7 +88,7 @@ class Codec:
             targets = to_unit(np.stack([p for p, _ in chunk]))
             result = invert(self.model.generator, targets, cfg, self.model.encoder)
             for (_, size), codes in zip(chunk, result.codes.numpy()):
-                out.append(encode_file(Header(self.model.fingerprint, cfg.bits, 0, size), codes))
+                out.append(encode_file(Header(self.model.fingerprint, cfg.bits, 0, size), codes, self.model.config.latent_range))
             if progress:
                 progress(len(chunk))
         return out
@@ -104,7 +104,7 @@ class Codec:
         """H x W x 3 uint8; at model resolution unless original_size asks for the stored size."""
         self.check_file(data)
         cfg = self.model.config
-        header, codes = decode_file(data, cfg.latent_dim)
+        header, codes = decode_file(data, cfg.latent_dim, cfg.latent_range)
         z = dequantize(torch.from_numpy(codes)[None], header.bits, cfg.latent_range).to(self.device)
         pixels = to_uint8((self.model.generator(z) + 1) / 2)[0]
         if original_size and header.original_size:

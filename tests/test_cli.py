@@ -22,7 +22,7 @@ def test_fit_decode_info_end_to_end(tmp_path, tiny_weights):
     assert r.exit_code == 0, r.output
     report = json.loads(r.stdout)
     icz = tmp_path / "a.icz"
-    assert report["files"][0]["bytes"] == icz.stat().st_size == 7 + 4
+    assert report["files"][0]["bytes"] == icz.stat().st_size <= 7 + 4
     assert 0 < report["files"][0]["ssim"] <= 1
     r = runner.invoke(app, ["decode", str(icz), "--model", str(tiny_weights), "-o", str(tmp_path / "out.png")])
     assert r.exit_code == 0, r.output

@@ -9,7 +9,7 @@ FAST = dict(steps=5, restarts=1)
 
 def test_round_trip_and_deterministic(tiny_model, rng_image):
     data = compress(rng_image, model=tiny_model, device="cpu", bits=4, **FAST)
-    assert data[:3] == b"IC\x01" and len(data) == 7 + 4  # 8 dims x 4 bits
+    assert data[:3] == b"IC\x01" and len(data) <= 7 + 4  # 8 dims x 4 bits, or fewer when coded
     a = decompress(data, model=tiny_model, device="cpu")
     b = decompress(data, model=tiny_model, device="cpu")
     assert a.shape == (32, 32, 3) and a.dtype == np.uint8 and np.array_equal(a, b)
