@@ -36,7 +36,7 @@ def main() -> None:
     rows = [{"generator": "WebP q0", **evaluate_webp(images).to_dict()}]
     for w in args.weights:
         codec = Codec(_model(str(w)), "cpu")
-        log = w.parent.parent / ("cmp_" + w.stem) / "log.jsonl"
+        log = w.with_name(w.stem + ".log.jsonl")  # a copy of the run's training log, if kept beside it
         trained = json.loads(log.read_text().splitlines()[-1]) if log.exists() else {}
         for bits in args.bits:
             cfg = InversionConfig(bits=bits, steps=args.steps, restarts=args.restarts)
