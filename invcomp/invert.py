@@ -29,11 +29,11 @@ from .ssim import ssim01
 @dataclass(frozen=True)
 class InversionConfig:
     bits: int = 4
-    steps: int = 200
-    restarts: int = 2  # starts per image (the encoder start counts as one)
+    steps: int = 100
+    restarts: int = 1  # starts per image (the encoder start counts as one)
     lr: float = 0.05
     mse_weight: float = 1.0
-    prior_weight: float = 0.002
+    prior_weight: float = 0.02
     noise: float = 0.05  # initial latent noise, annealed to 0 at 75 % of the steps
     qat_fraction: float = 0.3
     use_encoder: bool = True

@@ -34,7 +34,9 @@ class ModelInfo:
 REGISTRY: dict[str, ModelInfo] = {
     m.name: m
     for m in [
-        # filled in when a model is trained; see pretrained/<name>.md
+        ModelInfo("airplanes32", "airplanes32.pt", 32, 96, "d7a577045bad3f3b21a52d2964d51234899734036c77bae702a38898e79fc11b",
+                  "airplanes32.encoder.pt", "455af44a27fdd7e22e54373e11757d1a2306a521faa949568b4a37131232f183",
+                  default_bits=3, domain="CIFAR-10 airplanes (pretrained/airplanes32.md)"),
     ]
 }
 

@@ -30,12 +30,12 @@ def test_registry_lists_airplanes32_and_weights_check():
 
 def test_fits_real_airplanes_within_quality_band(airplanes):
     codec = Codec("airplanes32", "cpu")
-    files = codec.compress_batch(list(airplanes), InversionConfig(bits=4))
+    files = codec.compress_batch(list(airplanes), InversionConfig(bits=3))
     decoded = np.stack([decompress(f) for f in files])
     psnr, ssim = image_quality(airplanes, decoded)
     sizes = [len(f) for f in files]
     assert all(unpack_header(f)[0].fingerprint == codec.model.fingerprint for f in files)
-    assert max(sizes) <= 7 + 32  # never more than the raw 4-bit packing of 64 codes
+    assert max(sizes) <= 7 + 36  # never more than the raw 3-bit packing of 96 codes
     # WebP q0 on these images spends ~88 bytes for SSIM ~0.68; we must do better on fewer bytes
     assert ssim.mean() > 0.70, ssim
     assert psnr.mean() > 19.0, psnr
