@@ -269,7 +269,8 @@ def info(
             typer.echo(json.dumps(fields, indent=2))
         else:
             for k, v in fields.items():
-                typer.echo(f"{k:14s} {v if v is not None else '(not installed)'}")
+                blank = "(model not installed)" if k == "model" else "(same as the model's)"
+                typer.echo(f"{k:14s} {v if v is not None else blank}")
     except InvcompError as e:
         fail(str(e))
 
