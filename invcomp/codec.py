@@ -39,7 +39,7 @@ def as_rgb8(image: ImageLike) -> np.ndarray:
     return np.ascontiguousarray(arr[:, :, :3])
 
 
-def _model(model: Union[str, Model]) -> Model:
+def resolve_model(model: Union[str, Model]) -> Model:
     """A Model object, a registered name, or the path of a custom generator .pt (encoder beside it)."""
     if isinstance(model, Model):
         return model
@@ -57,7 +57,7 @@ class Codec:
 
     def __init__(self, model: Union[str, Model] = DEFAULT_MODEL, device: str = "auto"):
         self.device = pick_device(device)
-        self.model = to_device(_model(model), self.device)
+        self.model = to_device(resolve_model(model), self.device)
 
     @property
     def resolution(self) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from invcomp.codec import Codec, _model
+from invcomp.codec import Codec, resolve_model
 from invcomp.datasets import load_npz_images, resolve_data_path
 from invcomp.evaluate import evaluate_invcomp, evaluate_webp
 from invcomp.imageio import write_atomic
@@ -35,7 +35,7 @@ def main() -> None:
     images = (images[-args.holdout :] if args.holdout else images)[: args.n]
     rows = [{"generator": "WebP q0", **evaluate_webp(images).to_dict()}]
     for w in args.weights:
-        codec = Codec(_model(str(w)), "cpu")
+        codec = Codec(resolve_model(str(w)), "cpu")
         log = w.with_name(w.stem + ".log.jsonl")  # a copy of the run's training log, if kept beside it
         trained = json.loads(log.read_text().splitlines()[-1]) if log.exists() else {}
         for bits in args.bits:

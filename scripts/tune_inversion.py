@@ -11,7 +11,7 @@ import json
 from dataclasses import fields, replace
 from pathlib import Path
 
-from invcomp.codec import Codec, _model
+from invcomp.codec import Codec, resolve_model
 from invcomp.datasets import load_npz_images, resolve_data_path
 from invcomp.evaluate import evaluate_invcomp
 from invcomp.imageio import write_atomic
@@ -38,7 +38,7 @@ def main() -> None:
     args = ap.parse_args()
     images, _ = load_npz_images(resolve_data_path(args.data))
     images = (images[-args.holdout :] if args.holdout else images)[: args.n]
-    codec = Codec(_model(args.model), "cpu")
+    codec = Codec(resolve_model(args.model), "cpu")
     rows = []
     for spec in args.set or [""]:
         s = evaluate_invcomp(codec, images, parse(spec))
