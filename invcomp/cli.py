@@ -344,3 +344,8 @@ def evaluate(
         typer.echo(json.dumps(report, indent=2) if as_json else markdown_table(scores))
     except InvcompError as e:
         fail(str(e))
+
+
+# --- commands kept in their own modules ------------------------------------------------
+# Each such module defines its commands with `@app.command()` on the `app` above; importing
+# it here registers them. One line per module, below this comment.
