@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
 
 import torch
 
@@ -86,6 +86,28 @@ def invert(
     progress: Callable[[int, int], None] | None = None,
 ) -> InversionResult:
     """Invert a batch of targets (N, 3, S, S) in [0, 1]; returns the best quantized codes per image."""
+    return invert_rates(generator, targets, cfg, (cfg.bits,), encoder, progress)[cfg.bits]
+
+
+def invert_rates(
+    generator: Generator,
+    targets: torch.Tensor,
+    cfg: InversionConfig,
+    bits: Sequence[int],
+    encoder: Encoder | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[int, InversionResult]:
+    """Invert at several bit depths at once: {bits: result}, each equal to `invert` at that depth.
+
+    The schedule, restarts and noise do not depend on the bit depth, and quantization only
+    enters in the final `qat_fraction` of the steps, so the run before that is shared and
+    only the quantization-aware tail is run once per depth (side by side in one batch).
+    """
+    bits = tuple(dict.fromkeys(int(b) for b in bits))
+    if not bits:
+        raise InvcompError("no bit depth given")
+    for b in bits:
+        replace(cfg, bits=b)  # validates the range
     device = next(generator.parameters()).device
     ncfg = generator.cfg
     if targets.ndim != 4 or targets.shape[1:] != (3, ncfg.resolution, ncfg.resolution):
@@ -105,29 +127,48 @@ def invert(
     qat_start = int(round(cfg.steps * (1 - cfg.qat_fraction)))
     noise_steps = int(0.75 * cfg.steps) if cfg.noise > 0 else 0
     noise = torch.stack([torch.randn(noise_steps, k, d, generator=s) for s in streams], 2)  # (steps, k, n, d)
-    for step in range(cfg.steps):
-        t = step / max(1, cfg.steps)
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(t, cfg.lr)
-        strength = cfg.noise * max(0.0, 1 - t / 0.75) ** 2
-        z_in = z + strength * noise[step].reshape(k * n, d).to(device) if step < noise_steps else z
-        if step >= qat_start:
-            z_in = fake_quantize(z_in, cfg.bits, r)
-        loss = image_loss(generator(z_in), target_k, z_in, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        opt.step()
-        with torch.no_grad():
-            z.clamp_(-r, r)
-        if progress:
-            progress(step + 1, cfg.steps)
+    nb = len(bits)
+
+    def run(first: int, last: int, z: torch.Tensor, opt: torch.optim.Optimizer, branches: int, target: torch.Tensor):
+        for step in range(first, last):
+            t = step / max(1, cfg.steps)
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(t, cfg.lr)
+            strength = cfg.noise * max(0.0, 1 - t / 0.75) ** 2
+            z_in = z
+            if step < noise_steps:
+                z_in = z + strength * noise[step].reshape(k * n, d).to(device).repeat(branches, 1)
+            if step >= qat_start:
+                z_in = torch.cat([fake_quantize(part, b, r) for part, b in zip(z_in.chunk(branches), bits)])
+            loss = image_loss(generator(z_in), target, z_in, cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            opt.step()
+            with torch.no_grad():
+                z.clamp_(-r, r)
+            if progress:
+                progress(step + 1, cfg.steps)
+
+    run(0, qat_start, z, opt, 1, target_k)
+    if nb > 1:  # branch: one copy of z and of Adam's state per bit depth
+        state = opt.state[z]
+        z = z.detach().repeat(nb, 1).requires_grad_(True)
+        opt = torch.optim.Adam([z], lr=cfg.lr)
+        if state:
+            opt.state[z] = {"step": state["step"].clone(), "exp_avg": state["exp_avg"].repeat(nb, 1),
+                            "exp_avg_sq": state["exp_avg_sq"].repeat(nb, 1)}
+        target_k = target_k.repeat(nb, 1, 1, 1)
+    run(qat_start, cfg.steps, z, opt, nb, target_k)
+    results = {}
     with torch.no_grad():
-        codes = quantize(z.detach(), cfg.bits, r)
-        zq = dequantize(codes, cfg.bits, r).to(device)
-        generated = generator(zq)
-        loss = image_loss(generated, target_k, zq, cfg).view(k, n)
-        ssim = ssim01((generated + 1) / 2, target_k).view(k, n)
-        best = loss.argmin(0)
-        idx = torch.arange(n, device=device)
-        codes = codes.view(k, n, d)[best, idx]
-    return InversionResult(codes.cpu(), loss[best, idx].cpu(), ssim[best, idx].cpu())
+        for b, zb, tb in zip(bits, z.detach().chunk(nb), target_k.chunk(nb)):
+            codes = quantize(zb, b, r)
+            zq = dequantize(codes, b, r).to(device)
+            generated = generator(zq)
+            loss = image_loss(generated, tb, zq, cfg).view(k, n)
+            ssim = ssim01((generated + 1) / 2, tb).view(k, n)
+            best = loss.argmin(0)
+            idx = torch.arange(n, device=device)
+            results[b] = InversionResult(codes.view(k, n, d)[best, idx].cpu(), loss[best, idx].cpu(),
+                                         ssim[best, idx].cpu())
+    return results

@@ -43,3 +43,17 @@ def test_deterministic_on_cpu():
     x = _targets()
     cfg = InversionConfig(bits=4, steps=15, restarts=2, seed=3)
     assert torch.equal(invert(g, x, cfg, e).codes, invert(g, x, cfg, e).codes)
+
+
+def test_invert_rates_equals_separate_runs():
+    from invcomp.invert import invert_rates
+
+    g, e = tiny_nets(0)
+    x = _targets()
+    cfg = InversionConfig(bits=4, steps=20, restarts=2, seed=1)
+    together = invert_rates(g, x, cfg, (2, 4, 6), e)
+    assert sorted(together) == [2, 4, 6]
+    for b in (2, 4, 6):
+        alone = invert(g, x, InversionConfig(bits=b, steps=20, restarts=2, seed=1), e)
+        assert torch.equal(together[b].codes, alone.codes)
+        assert torch.allclose(together[b].loss, alone.loss, atol=1e-6)
