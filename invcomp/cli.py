@@ -146,6 +146,10 @@ def fit(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output file (one input) or folder"),
     model: str = typer.Option("airplanes32", "--model", "-m", help="pretrained generator (see `invcomp models`) or a custom .pt"),
     bits: Optional[int] = typer.Option(None, help="bits per latent dimension, 2..12 (default: the model's)"),
+    quality: Optional[int] = typer.Option(None, "--quality", "-q",
+                                          help="preset 1..5 (1 = smallest files; see `invcomp models`)"),
+    target_ssim: Optional[float] = typer.Option(None, help="per image, the smallest file with at least this SSIM"),
+    max_bytes: Optional[int] = typer.Option(None, help="per image, the best file of at most this many bytes"),
     steps: int = typer.Option(100, help="optimisation steps per start"),
     restarts: int = typer.Option(1, help="starts per image (encoder start + random ones)"),
     seed: int = typer.Option(0),
@@ -153,7 +157,14 @@ def fit(
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
 ) -> None:
-    """Compress images to .icz files; prints bytes, bpp, PSNR and SSIM per image."""
+    """Compress images to .icz files; prints bytes, bpp, PSNR and SSIM per image.
+
+    The rate is the model's default, or --bits, or a --quality preset; --target-ssim and
+    --max-bytes choose it per image (every preset is fitted in one run, the cheapest file
+    that meets the targets is kept). A --max-bytes that an image cannot meet writes no file
+    for it and exits with status 1; a --target-ssim that cannot be met keeps the best file
+    and says so.
+    """
     import time
 
     import numpy as np
@@ -161,14 +172,22 @@ def fit(
     from .codec import Codec
     from .imageio import read_image, write_atomic
     from .invert import InversionConfig
+    from .rate import OPERATING_BITS, Candidate, Choice, bits_for_quality, choose
     from .ssim import image_quality
 
     try:
         inputs = _expand_inputs(images, {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm"})
         targets = _output_paths(inputs, out, ".icz")
+        if sum(x is not None for x in (bits, quality)) + (target_ssim is not None or max_bytes is not None) > 1:
+            raise InvcompError("give at most one of --bits, --quality, and --target-ssim/--max-bytes")
+        if quality is not None:
+            bits = bits_for_quality(quality)
         codec = Codec(model, device)
         cfg = InversionConfig(bits=bits if bits is not None else codec.model.default_bits, steps=steps,
                               restarts=restarts, seed=seed)
+        targeted = target_ssim is not None or max_bytes is not None
+        if targeted:
+            choose([Candidate(2, b"", 0.0, 0.0)], target_ssim, max_bytes)  # validates the targets up front
         if batch_size < 1:
             raise InvcompError("--batch-size must be >= 1")
         loaded = [read_image(p) for p in inputs]
@@ -182,38 +201,58 @@ def fit(
             for n in notes:
                 typer.echo(f"note: {n}", err=True)
         t0 = time.perf_counter()
-        files: list[bytes] = []
+        choices: list[Choice] = []
         with _progress_bar("fit") as bar:
             task = bar.add_task("fit", total=len(inputs), rate="")
             for i in range(0, len(loaded), batch_size):
                 chunk = [im.pixels for im in loaded[i : i + batch_size]]
-                files.extend(codec.compress_batch(chunk, cfg, batch_size))
-                for data, dst in zip(files[i:], targets[i:]):
-                    write_atomic(dst, data)
-                done = len(files)
+                if targeted:
+                    found = codec.compress_candidates(chunk, OPERATING_BITS, cfg, batch_size)
+                    choices.extend(choose(c, target_ssim, max_bytes) for c in found)
+                else:
+                    choices.extend(Choice(Candidate(cfg.bits, d, 0.0, 0.0), True)
+                                   for d in codec.compress_batch(chunk, cfg, batch_size))
+                for choice, dst in zip(choices[i:], targets[i:]):
+                    if choice.met or max_bytes is None:  # a byte limit that is not met writes nothing
+                        write_atomic(dst, choice.candidate.data)
+                done = len(choices)
                 bar.update(task, completed=done, rate=f"{done / (time.perf_counter() - t0):.2f} img/s")
         seconds = time.perf_counter() - t0
         rows = []
-        for src, dst, im, data in zip(inputs, targets, loaded, files):
+        for src, dst, im, choice in zip(inputs, targets, loaded, choices):
+            data = choice.candidate.data
             fitted, _ = codec.prepare(im.pixels)
             psnr, ssim = image_quality(fitted[None], codec.decompress(data)[None])
-            rows.append({"input": str(src), "output": str(dst), "bytes": len(data),
-                         "bpp": round(8 * len(data) / (codec.resolution**2), 4),
-                         "psnr": round(float(psnr[0]), 3), "ssim": round(float(ssim[0]), 4)})
-        summary = {"images": len(rows), "model": model, "bits": cfg.bits, "steps": cfg.steps, "restarts": cfg.restarts,
+            row = {"input": str(src), "output": str(dst) if choice.met or max_bytes is None else None,
+                   "bytes": len(data), "bits": choice.candidate.bits, "bpp": round(8 * len(data) / (codec.resolution**2), 4),
+                   "psnr": round(float(psnr[0]), 3), "ssim": round(float(ssim[0]), 4)}
+            if targeted:
+                row.update(target_met=choice.met, reason=choice.reason or None)
+            rows.append(row)
+        summary = {"images": len(rows), "model": model, "bits": cfg.bits if not targeted else None,
+                   "target_ssim": target_ssim, "max_bytes": max_bytes, "steps": cfg.steps, "restarts": cfg.restarts,
                    "mean_bytes": round(float(np.mean([r["bytes"] for r in rows])), 2),
                    "mean_bpp": round(float(np.mean([r["bpp"] for r in rows])), 4),
                    "mean_psnr": round(float(np.mean([r["psnr"] for r in rows])), 3),
                    "mean_ssim": round(float(np.mean([r["ssim"] for r in rows])), 4),
+                   "targets_missed": sum(not c.met for c in choices),
                    "seconds": round(seconds, 3), "device": str(codec.device)}
+        unwritten = [r for r in rows if r["output"] is None]
         if as_json:
             typer.echo(json.dumps({"files": rows, "summary": summary, "notes": notes}, indent=2))
-            return
-        for r in rows:
-            typer.echo(f"{r['output']}: {r['bytes']} bytes, {r['bpp']:.3f} bpp, PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}")
-        typer.echo(f"{summary['images']} image(s): mean {summary['mean_bytes']:.1f} bytes, {summary['mean_bpp']:.3f} bpp, "
-                   f"PSNR {summary['mean_psnr']:.2f} dB, SSIM {summary['mean_ssim']:.4f} "
-                   f"in {seconds:.2f} s on {summary['device']} (quality at {codec.resolution}x{codec.resolution})")
+        else:
+            for r in rows:
+                miss = f"  (target not met: {r['reason']})" if r.get("target_met") is False else ""
+                where = r["output"] or f"{r['input']}: NOT WRITTEN"
+                typer.echo(f"{where}: {r['bytes']} bytes ({r['bits']}-bit), {r['bpp']:.3f} bpp, "
+                           f"PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}{miss}")
+            typer.echo(f"{summary['images']} image(s): mean {summary['mean_bytes']:.1f} bytes, {summary['mean_bpp']:.3f} bpp, "
+                       f"PSNR {summary['mean_psnr']:.2f} dB, SSIM {summary['mean_ssim']:.4f} "
+                       f"in {seconds:.2f} s on {summary['device']} (quality at {codec.resolution}x{codec.resolution})")
+        if unwritten:
+            typer.echo(f"invcomp: error: {len(unwritten)} image(s) cannot meet --max-bytes {max_bytes}; no file written for them",
+                       err=True)
+            raise typer.Exit(1)
     except InvcompError as e:
         fail(str(e))
 
@@ -278,6 +317,7 @@ def info(
 @app.command()
 def models(as_json: bool = typer.Option(False, "--json")) -> None:
     """List the pretrained generators."""
+    from .rate import quality_levels
     from .registry import REGISTRY
 
     rows = [{"name": m.name, "resolution": m.resolution, "latent": m.latent_dim, "default_bits": m.default_bits,
@@ -288,6 +328,8 @@ def models(as_json: bool = typer.Option(False, "--json")) -> None:
     typer.echo(f"{'name':14s} {'size':>7s} {'latent':>6s} {'bits':>4s}  {'sha256':14s} domain")
     for r in rows:
         typer.echo(f"{r['name']:14s} {r['resolution']:>4d}px {r['latent']:>6d} {r['default_bits']:>4d}  {r['sha256'][:12]}.. {r['domain']}")
+    presets = ", ".join(f"{q} = {b} bits" for q, b in quality_levels().items())
+    typer.echo(f"\n--quality presets (every model): {presets}")
 
 
 @app.command()

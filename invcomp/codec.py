@@ -14,10 +14,11 @@ from .bitstream import Header, decode_file, encode_file, unpack_header
 from .device import pick_device
 from .errors import InvcompError
 from .imageio import fit_to_square, read_image, resize_to, to_rgb8
-from .invert import InversionConfig, invert
+from .invert import InversionConfig, invert, invert_rates
 from .quantize import dequantize
+from .rate import Candidate
 from .registry import Model, load_model, model_for_fingerprint, to_device
-from .ssim import to_uint8, to_unit
+from .ssim import image_quality, to_uint8, to_unit
 
 ImageLike = Union[np.ndarray, Image.Image, str, os.PathLike]
 DEFAULT_MODEL = "airplanes32"
@@ -93,6 +94,45 @@ class Codec:
                 progress(len(chunk))
         return out
 
+    def compress_candidates(
+        self,
+        images: Sequence[ImageLike],
+        bits: Sequence[int],
+        config: InversionConfig | None = None,
+        batch_size: int = 64,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[list[Candidate]]:
+        """Per image, its file at every bit depth with the PSNR/SSIM of what decoding it gives.
+
+        One inversion run serves all depths (invert_rates); each file is identical to the one
+        compress_batch writes at that depth. Quality is measured at the model's resolution.
+        """
+        cfg = config or InversionConfig(bits=self.model.default_bits)
+        if batch_size < 1:
+            raise InvcompError("batch size must be >= 1")
+        prepared = [self.prepare(im) for im in images]
+        out: list[list[Candidate]] = []
+        for i in range(0, len(prepared), batch_size):
+            chunk = prepared[i : i + batch_size]
+            pixels = np.stack([p for p, _ in chunk])
+            results = invert_rates(self.model.generator, to_unit(pixels), cfg, bits, self.model.encoder)
+            per_bits = {}
+            for b, result in results.items():
+                files = [encode_file(Header(self.model.fingerprint, b, 0, size), codes, self.model.config.latent_range)
+                         for (_, size), codes in zip(chunk, result.codes.numpy())]
+                psnr, ssim = image_quality(pixels, self.decode_codes(result.codes, b))
+                per_bits[b] = [Candidate(b, f, float(p), float(s)) for f, p, s in zip(files, psnr, ssim)]
+            out.extend([per_bits[b][j] for b in results] for j in range(len(chunk)))
+            if progress:
+                progress(len(chunk))
+        return out
+
+    @torch.no_grad()
+    def decode_codes(self, codes: torch.Tensor, bits: int) -> np.ndarray:
+        """(N, D) integer codes at one bit depth -> (N, S, S, 3) uint8, as decoding a file gives."""
+        z = dequantize(codes, bits, self.model.config.latent_range).to(self.device)
+        return to_uint8((self.model.generator(z) + 1) / 2)
+
     def check_file(self, data: bytes) -> Header:
         header, _ = unpack_header(data)
         if header.fingerprint != self.model.fingerprint:
@@ -105,8 +145,7 @@ class Codec:
         self.check_file(data)
         cfg = self.model.config
         header, codes = decode_file(data, cfg.latent_dim, cfg.latent_range)
-        z = dequantize(torch.from_numpy(codes)[None], header.bits, cfg.latent_range).to(self.device)
-        pixels = to_uint8((self.model.generator(z) + 1) / 2)[0]
+        pixels = self.decode_codes(torch.from_numpy(codes)[None], header.bits)[0]
         if original_size and header.original_size:
             pixels = resize_to(pixels, *header.original_size)
         return pixels
