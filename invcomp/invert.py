@@ -59,6 +59,10 @@ class InversionResult:
     ssim: torch.Tensor  # (N,) SSIM of G(dequantized codes) against the target
 
 
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, "InversionConfig"], torch.Tensor]
+"""(generated in [-1, 1], targets in [0, 1], latents, config) -> loss per image."""
+
+
 def learning_rate(t: float, base: float, rampup: float = 0.05, rampdown: float = 0.25) -> float:
     """rosinality's schedule: linear ramp-up, cosine ramp-down; t in [0, 1]."""
     ramp = min(1.0, (1 - t) / rampdown)
@@ -84,9 +88,10 @@ def invert(
     cfg: InversionConfig = InversionConfig(),
     encoder: Encoder | None = None,
     progress: Callable[[int, int], None] | None = None,
+    loss_fn: LossFn | None = None,
 ) -> InversionResult:
     """Invert a batch of targets (N, 3, S, S) in [0, 1]; returns the best quantized codes per image."""
-    return invert_rates(generator, targets, cfg, (cfg.bits,), encoder, progress)[cfg.bits]
+    return invert_rates(generator, targets, cfg, (cfg.bits,), encoder, progress, loss_fn)[cfg.bits]
 
 
 def invert_rates(
@@ -96,13 +101,17 @@ def invert_rates(
     bits: Sequence[int],
     encoder: Encoder | None = None,
     progress: Callable[[int, int], None] | None = None,
+    loss_fn: LossFn | None = None,
 ) -> dict[int, InversionResult]:
     """Invert at several bit depths at once: {bits: result}, each equal to `invert` at that depth.
 
     The schedule, restarts and noise do not depend on the bit depth, and quantization only
     enters in the final `qat_fraction` of the steps, so the run before that is shared and
     only the quantization-aware tail is run once per depth (side by side in one batch).
+    loss_fn replaces `image_loss` (e.g. a loss restricted to kept pixels); it is called with
+    batches that repeat the N targets in blocks (restarts x depths), in the same order.
     """
+    loss_fn = loss_fn or image_loss
     bits = tuple(dict.fromkeys(int(b) for b in bits))
     if not bits:
         raise InvcompError("no bit depth given")
@@ -140,7 +149,7 @@ def invert_rates(
                 z_in = z + strength * noise[step].reshape(k * n, d).to(device).repeat(branches, 1)
             if step >= qat_start:
                 z_in = torch.cat([fake_quantize(part, b, r) for part, b in zip(z_in.chunk(branches), bits)])
-            loss = image_loss(generator(z_in), target, z_in, cfg)
+            loss = loss_fn(generator(z_in), target, z_in, cfg)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
@@ -165,7 +174,7 @@ def invert_rates(
             codes = quantize(zb, b, r)
             zq = dequantize(codes, b, r).to(device)
             generated = generator(zq)
-            loss = image_loss(generated, tb, zq, cfg).view(k, n)
+            loss = loss_fn(generated, tb, zq, cfg).view(k, n)
             ssim = ssim01((generated + 1) / 2, tb).view(k, n)
             best = loss.argmin(0)
             idx = torch.arange(n, device=device)
