@@ -391,3 +391,4 @@ def evaluate(
 # --- commands kept in their own modules ------------------------------------------------
 # Each such module defines its commands with `@app.command()` on the `app` above; importing
 # it here registers them. One line per module, below this comment.
+from . import cli_archive  # noqa: E402,F401
