@@ -391,4 +391,5 @@ def evaluate(
 # --- commands kept in their own modules ------------------------------------------------
 # Each such module defines its commands with `@app.command()` on the `app` above; importing
 # it here registers them. One line per module, below this comment.
+from . import cli_bench  # noqa: E402,F401
 from . import cli_archive  # noqa: E402,F401

@@ -1,0 +1,153 @@
+"""`invcomp bench`: the rate-distortion sweep against the classic codecs (and `bench speed`)."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .cli import _progress_bar, app, fail
+from .errors import InvcompError
+
+
+@app.command()
+def bench(
+    data: str = typer.Argument(..., help=".npz test file or folder of images; or `speed` for the speed bench"),
+    model: List[str] = typer.Option(["airplanes32"], "--model", "-m", help="pretrained name or custom .pt"),
+    n: Optional[int] = typer.Option(None, help="first N images only"),
+    steps: Optional[int] = typer.Option(None, help="inversion steps (default: the library's)"),
+    restarts: int = typer.Option(1),
+    batch_size: int = typer.Option(64),
+    grid: int = typer.Option(6, help="images in the matched-bytes grid (0: none)"),
+    batch_sizes: str = typer.Option("1,4,16,64,256", help="speed bench: batch sizes"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    out: Path = typer.Option(Path("results"), help="folder for JSON, Markdown and plots"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Rate-distortion sweep of invcomp's operating points beside JPEG, WebP, AVIF and JPEG 2000
+    (and 1/2, 1/4 downscaled WebP and JPEG): mean bytes, bpp, PSNR, SSIM, MS-SSIM per point.
+
+    Writes results/bench_<model>_<data>.{json,md}, RD plots (*_ssim.png, *_psnr.png) and a grid
+    of reconstructions at matched bytes (*_grid.png). Each codec's measurements are cached
+    under results/bench_cache/, so a rerun only computes what is missing.
+    `invcomp bench speed --model NAME ...` runs the speed benchmark instead.
+    """
+    try:
+        if data == "speed":
+            _speed(model, batch_sizes, steps, device, out, as_json)
+            return
+        if len(model) != 1:
+            raise InvcompError("give one --model for a rate-distortion bench")
+        report = _rd_bench(data, model[0], n, steps, restarts, batch_size, grid, device, out)
+        if as_json:
+            typer.echo(json.dumps(report, indent=2))
+        else:
+            typer.echo(Path(report["outputs"]["markdown"]).read_text())
+            typer.echo("wrote " + ", ".join(report["outputs"].values()))
+    except InvcompError as e:
+        fail(str(e))
+
+
+def _rd_bench(data: str, model: str, n: Optional[int], steps: Optional[int], restarts: int, batch_size: int,
+              grid: int, device: str, out: Path) -> dict:
+    import torch
+
+    from . import bench as B
+    from .codec import Codec
+    from .collection import load_collection
+    from .datasets import resolve_data_path
+    from .imageio import write_atomic
+    from .invert import InversionConfig
+    from .rate import OPERATING_BITS
+
+    codec = Codec(model, device)
+    src = resolve_data_path(data)
+    images, _, notes = load_collection([src], codec.resolution)
+    if n is not None:
+        if n < 1:
+            raise InvcompError("--n must be >= 1")
+        images = images[:n]
+    base = InversionConfig(bits=codec.model.default_bits)
+    cfg = InversionConfig(bits=base.bits, steps=steps if steps is not None else base.steps, restarts=restarts)
+    name = codec.model.name
+    stem = f"bench_{name}_{src.stem}" + (f"_n{n}" if n else "")
+    cache = out / "bench_cache" / stem
+    digest = B.images_digest(images)
+    series: list = []
+    t_start = time.perf_counter()
+
+    def with_bar(label: str, total: int, work):
+        with _progress_bar(f"bench {label}") as bar:
+            task = bar.add_task(label, total=total, rate="")
+            t0 = time.perf_counter()
+
+            def advance(k: int) -> None:
+                bar.advance(task, k)
+                done = bar.tasks[0].completed
+                bar.update(task, rate=f"{done / max(1e-9, time.perf_counter() - t0):.1f}/s")
+
+            return work(advance)
+
+    key = {"images": digest, "model_sha256": codec.model.sha256, "inversion": asdict(cfg), "bits": list(OPERATING_BITS)}
+    path = cache / "invcomp.json"
+    ours = B.load_cached(path, key)
+    if ours is None:
+        ours = with_bar("invcomp", len(images),
+                        lambda adv: B.run_invcomp(codec, images, OPERATING_BITS, cfg, batch_size, key, adv))
+        B.save_cached(path, ours)
+    series.append(ours)
+    for c in B.CLASSIC_CODECS:
+        key = {"images": digest, "codec": c.name, "settings": list(c.settings), "options": c.options(c.settings[0])}
+        path = cache / f"{c.key}.json"
+        s = B.load_cached(path, key)
+        if s is None:
+            s = with_bar(c.name, len(images) * len(c.settings), lambda adv, c=c: B.run_classic(c, images, key, adv))
+            B.save_cached(path, s)
+        series.append(s)
+    pixels = codec.resolution**2
+    rows = [r for s in series for r in s.summary(pixels)]
+    analysis = B.analyse(rows, codec.model.default_bits)
+    out.mkdir(parents=True, exist_ok=True)
+    md = out / f"{stem}.md"
+    outputs = {"json": str(out / f"{stem}.json"), "markdown": str(md), "ssim_plot": str(out / f"{stem}_ssim.png"),
+               "psnr_plot": str(out / f"{stem}_psnr.png")}
+    title = f"{name} on {src.name} ({len(images)} images, {codec.resolution}x{codec.resolution})"
+    B.plot_rd(rows, "ssim", title, Path(outputs["ssim_plot"]))
+    B.plot_rd(rows, "psnr", title, Path(outputs["psnr_plot"]))
+    if grid > 0:
+        k = min(grid, len(images))
+        bits = codec.model.default_bits
+        files = [bytes.fromhex(h) for h in ours.extra["files"][str(bits)][:k]]
+        our_sizes, columns = B.matched_grid(images, ours, bits, k)
+        columns.insert(0, (f"invcomp {bits}-bit", [codec.decompress(f) for f in files], our_sizes))
+        outputs["grid"] = str(out / f"{stem}_grid.png")
+        B.plot_grid(images[:k], columns, Path(outputs["grid"]))
+    report = {"data": src.name, "images": len(images), "resolution": codec.resolution, "model": name,
+              "model_sha256": codec.model.sha256, "inversion": asdict(cfg), "operating_bits": list(OPERATING_BITS),
+              "default_bits": codec.model.default_bits, "device": str(codec.device), "threads": torch.get_num_threads(),
+              "msssim": B.msssim_settings(codec.resolution) and {"win_size": B.msssim_settings(codec.resolution)[0],
+                                                                 "weights": B.msssim_settings(codec.resolution)[1]},
+              "notes": notes, "seconds": round(time.perf_counter() - t_start, 1), "rows": rows, "analysis": analysis,
+              "outputs": outputs}
+    header = (f"{title}; invcomp: {cfg.steps} steps x {cfg.restarts} start(s), bits {list(OPERATING_BITS)} "
+              f"(default {codec.model.default_bits}); bytes are whole files; quality means over images.\n\n")
+    write_atomic(md, (header + B.markdown(rows, analysis)).encode())
+    write_atomic(Path(outputs["json"]), (json.dumps(report, indent=2) + "\n").encode())
+    return report
+
+
+def _speed(models: List[str], batch_sizes: str, steps: Optional[int], device: str, out: Path, as_json: bool) -> None:
+    try:
+        from . import speedbench
+    except ImportError:
+        raise InvcompError("the speed bench is not available in this installation") from None
+    try:
+        sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
+    except ValueError:
+        raise InvcompError(f"--batch-sizes must be comma-separated integers, not {batch_sizes!r}") from None
+    report = speedbench.run_speed_bench(models, sizes, device, steps)
+    paths = speedbench.write_speed_report(report, out)
+    typer.echo(json.dumps(report, indent=2) if as_json else Path(str(paths[-1])).read_text())

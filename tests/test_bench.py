@@ -1,0 +1,86 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from invcomp import bench as B
+from invcomp.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def tiny_npz(tmp_path):
+    images = np.random.default_rng(3).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    path = tmp_path / "few.npz"
+    np.savez(path, images=images)
+    return path
+
+
+def test_bench_writes_every_codec_and_reuses_cache(tmp_path, tiny_weights, tiny_npz, monkeypatch):
+    out = tmp_path / "results"
+    args = ["bench", str(tiny_npz), "--model", str(tiny_weights), "--steps", "4", "--device", "cpu",
+            "--out", str(out), "--grid", "2", "--json"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    names = {row["codec"] for row in report["rows"]}
+    assert names == {"invcomp tiny"} | {c.name for c in B.CLASSIC_CODECS}
+    for row in report["rows"]:
+        assert row["images"] == 4 and row["mean_bytes"] > 0
+        assert abs(row["bpp"] - 8 * row["mean_bytes"] / 1024) < 1e-3
+        assert 0 < row["ssim"] <= 1 and row["psnr"] > 0 and 0 <= row["msssim"] <= 1
+    ours = [row for row in report["rows"] if row["codec"] == "invcomp tiny"]
+    assert [row["setting"] for row in ours] == [2, 3, 4, 5, 6]
+    assert "default_vs_webp_q0" in report["analysis"]
+    for key in ("ssim_plot", "psnr_plot", "grid"):
+        assert open(report["outputs"][key], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "| invcomp tiny | 3-bit |" in open(report["outputs"]["markdown"]).read()
+    assert json.loads(open(report["outputs"]["json"]).read())["rows"] == report["rows"]
+    # a rerun reads every series from the cache: no codec and no inversion runs again
+    monkeypatch.setattr(B.ClassicCodec, "roundtrip", lambda *a: pytest.fail("classic codec re-run"))
+    monkeypatch.setattr(B, "run_invcomp", lambda *a, **k: pytest.fail("inversion re-run"))
+    r2 = runner.invoke(app, args[:-3] + ["--grid", "0", "--json"])
+    assert r2.exit_code == 0, r2.output
+    assert json.loads(r2.stdout)["rows"] == report["rows"]
+
+
+def test_bench_bad_input(tmp_path, tiny_weights):
+    r = runner.invoke(app, ["bench", str(tmp_path / "none.npz"), "--model", str(tiny_weights)])
+    assert r.exit_code == 2 and "no such file" in r.output
+    r = runner.invoke(app, ["bench", str(tmp_path), "--model", str(tiny_weights), "--n", "0"])
+    assert r.exit_code == 2
+
+
+def test_ms_ssim_levels_equals_pytorch_msssim_at_64():
+    from pytorch_msssim import ms_ssim
+
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 64, 64)
+    y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    ours = B.ms_ssim_levels(x, y, 3, B.MSSSIM_WEIGHTS)
+    ref = ms_ssim(x, y, data_range=1.0, size_average=False, win_size=3)
+    assert torch.allclose(ours, ref, atol=1e-6)
+    assert B.msssim_settings(32)[0] == 3 and abs(sum(B.msssim_settings(32)[1]) - 1) < 1e-9
+    assert B.msssim_settings(16) is None
+
+
+def _rows(codec, pts):
+    return [{"codec": codec, "setting": i, "label": str(i), "mean_bytes": b, "ssim": q, "psnr": 10 * q} for i, (b, q) in enumerate(pts)]
+
+
+def test_crossings_and_target_analysis():
+    ours = _rows("invcomp m", [(20, 0.6), (35, 0.75), (50, 0.8)])
+    # a classic curve below ours at low rates that overtakes it at ~40 bytes
+    theirs = _rows("Other", [(30, 0.5), (45, 0.85)])
+    (x,) = B.crossings(ours, theirs, "ssim")
+    assert 35 < x < 45
+    webp = [{"codec": "WebP", "setting": 0, "label": "q0", "mean_bytes": 90.0, "ssim": 0.7, "psnr": 7.0}]
+    a = B.analyse(ours + theirs + webp, default_bits=1)
+    d = a["default_vs_webp_q0"]
+    assert d["target_met"] and d["bytes_ratio"] == round(35 / 90, 4)
+    assert 20 / 90 < a["bytes_ratio_at_webp_q0_ssim"] < 35 / 90  # ours reaches 0.7 between 20 and 35 bytes
+    dom = a["ssim_curve_above_classics_below_webp_q0"]
+    assert dom["classic_points_checked"] == 2 and [v["mean_bytes"] for v in dom["violations"]] == [45]
