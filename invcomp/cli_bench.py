@@ -74,7 +74,7 @@ def _rd_bench(data: str, model: str, n: Optional[int], steps: Optional[int], res
     cfg = InversionConfig(bits=base.bits, steps=steps if steps is not None else base.steps, restarts=restarts)
     name = codec.model.name
     stem = f"bench_{name}_{src.stem}" + (f"_n{n}" if n else "")
-    cache = out / "bench_cache" / stem
+    cache = out / "bench_cache" / (src.stem + (f"_n{n}" if n else ""))  # classic series are shared by all models
     digest = B.images_digest(images)
     series: list = []
     t_start = time.perf_counter()
@@ -92,7 +92,7 @@ def _rd_bench(data: str, model: str, n: Optional[int], steps: Optional[int], res
             return work(advance)
 
     key = {"images": digest, "model_sha256": codec.model.sha256, "inversion": asdict(cfg), "bits": list(OPERATING_BITS)}
-    path = cache / "invcomp.json"
+    path = cache / f"invcomp_{name}.json"
     ours = B.load_cached(path, key)
     if ours is None:
         ours = with_bar("invcomp", len(images),
