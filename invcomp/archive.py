@@ -49,6 +49,7 @@ _SLOT = struct.Struct("<IQIQ")  # seq, committed end, segments, records
 _SEG = struct.Struct("<IIQB")  # records, chunks, body bytes, table kind
 _CHUNK = struct.Struct("<III")  # records, index bytes, index crc32
 _ZSTD_LEVEL = 19
+_MAX_STEP_DIGITS = 12  # names ending in up to this many digits may be coded as a number step
 
 
 # --- small pieces ---------------------------------------------------------------------
@@ -288,24 +289,82 @@ def decode_codes(payload: bytes, n: int, cum: tuple[int, ...]) -> np.ndarray:
     return np.asarray(codes, dtype=np.int64)
 
 
-def encode_chunk(records: Sequence[Record], cum: tuple[int, ...]) -> bytes:
-    """One chunk block: a zstd-compressed index (front-coded names, payload lengths, 16-bit
-    checks; column by column) followed by the records' arithmetic-coded codes."""
-    names, lengths, checks, payloads = bytearray(), bytearray(), bytearray(), []
+def _split_number(name: bytes) -> tuple[bytes, bytes]:
+    """(text, trailing decimal digits) of a name."""
+    i = len(name)
+    while i > 0 and 48 <= name[i - 1] <= 57:
+        i -= 1
+    return name[:i], name[i:]
+
+
+def encode_names(names: Sequence[bytes]) -> bytes:
+    """Sorted names, each against the one before: mode 0 = same text and digit count (1..12), number
+    larger by 1 + delta (`image_00041` after `image_00037`: delta 3); mode k > 0 = front
+    coding, k - 1 bytes shared, then the length and bytes of the rest. Three columns (modes,
+    deltas, front-coded rests) so that zstd sees like with like."""
+    modes, deltas, rests = bytearray(), bytearray(), bytearray()
     prev = b""
-    for r in records:
-        raw = r.name.encode("utf-8")
-        shared = 0
-        while shared < min(len(raw), len(prev)) and raw[shared] == prev[shared]:
-            shared += 1
-        names += _varint(shared) + _varint(len(raw) - shared) + raw[shared:]
-        payload = encode_codes(r.codes, cum)
-        lengths += _varint(len(payload))
-        checks += struct.pack("<H", _check(raw, payload))
-        payloads.append(payload)
-        prev = raw
+    for name in names:
+        text, digits = _split_number(name)
+        ptext, pdigits = _split_number(prev)
+        if 0 < len(digits) <= _MAX_STEP_DIGITS and text == ptext and len(digits) == len(pdigits) and int(digits) > int(pdigits):
+            modes += _varint(0)
+            deltas += _varint(int(digits) - int(pdigits) - 1)
+        else:
+            shared = 0
+            while shared < min(len(name), len(prev)) and name[shared] == prev[shared]:
+                shared += 1
+            modes += _varint(shared + 1)
+            rests += _varint(len(name) - shared) + name[shared:]
+        prev = name
+    return bytes(modes + deltas + rests)
+
+
+def decode_names(raw: bytes, count: int) -> tuple[list[bytes], int]:
+    """The names and the offset after them; every size is checked against the input."""
+    modes, pos = [], 0
+    for _ in range(count):
+        m, pos = _read_varint(raw, pos, MAX_NAME_BYTES + 1)
+        modes.append(m)
+    deltas = []
+    for _ in range(modes.count(0)):
+        d, pos = _read_varint(raw, pos, 10**_MAX_STEP_DIGITS)
+        deltas.append(d)
+    names, prev, k = [], b"", 0
+    for m in modes:
+        if m == 0:
+            text, digits = _split_number(prev)
+            if not 0 < len(digits) <= _MAX_STEP_DIGITS:
+                raise InvcompError("corrupt chunk index (number step after a name without a short number)")
+            value = int(digits) + deltas[k] + 1
+            k += 1
+            if len(str(value)) > len(digits):
+                raise InvcompError("corrupt chunk index (number step overflows)")
+            name = text + str(value).rjust(len(digits), "0").encode()
+        else:
+            if m - 1 > len(prev):
+                raise InvcompError("corrupt chunk index (shared prefix longer than the name before)")
+            n, pos = _read_varint(raw, pos, MAX_NAME_BYTES)
+            if pos + n > len(raw):
+                raise InvcompError("corrupt chunk index (name runs past the index)")
+            name = prev[: m - 1] + raw[pos : pos + n]
+            pos += n
+        if len(name) > MAX_NAME_BYTES:
+            raise InvcompError("corrupt chunk index (name too long)")
+        names.append(name)
+        prev = name
+    return names, pos
+
+
+def encode_chunk(records: Sequence[Record], cum: tuple[int, ...]) -> bytes:
+    """One chunk block: a zstd-compressed index (names, payload lengths, 16-bit checks;
+    column by column) followed by the records' arithmetic-coded codes."""
+    raws = [r.name.encode("utf-8") for r in records]
+    payloads = [encode_codes(r.codes, cum) for r in records]
+    lengths = b"".join(_varint(len(p)) for p in payloads)
+    checks = b"".join(struct.pack("<H", _check(n, p)) for n, p in zip(raws, payloads))
     index = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=False, write_content_size=True).compress(
-        bytes(names + lengths + checks))
+        encode_names(raws) + lengths + checks)
     head = _CHUNK.pack(len(records), len(index), zlib.crc32(index))
     return block(MAGIC_CHUNK, head + index + b"".join(payloads))
 
@@ -336,17 +395,14 @@ def decode_chunk_index(index: bytes, count: int, max_data: int) -> tuple[list[st
         raw = zstandard.ZstdDecompressor().decompress(index, max_output_size=bound)
     except zstandard.ZstdError as e:
         raise InvcompError(f"corrupt chunk index ({e})") from None
-    pos, names, lengths, prev = 0, [], [], b""
-    for _ in range(count):
-        shared, pos = _read_varint(raw, pos, len(prev))
-        n, pos = _read_varint(raw, pos, MAX_NAME_BYTES)
-        name = prev[:shared] + raw[pos : pos + n]
-        pos += n
+    raws, pos = decode_names(raw, count)
+    names = []
+    for name in raws:
         try:
             names.append(check_name(name.decode("utf-8")))
         except UnicodeDecodeError:
             raise InvcompError("corrupt chunk index (name is not UTF-8)") from None
-        prev = name
+    lengths = []
     for _ in range(count):
         n, pos = _read_varint(raw, pos, max_data)
         lengths.append(n)
@@ -397,6 +453,7 @@ class Problem:
     message: str
     names: tuple[str, ...] = ()  # damaged pictures, by name
     lost: int = 0  # further pictures lost whose names are unknown (their index is damaged)
+    redundant: bool = False  # only a spare copy was hit: every picture is still intact
 
 
 @dataclass(frozen=True)
@@ -468,12 +525,12 @@ class ArchiveReader:
             payload, end = first
             second = _block_at(data, end, MAGIC_HEADER)
             if not second or second[0] != payload:
-                self.problems.append(Problem(end, "second copy of the archive header is damaged"))
+                self.problems.append(Problem(end, "second copy of the archive header is damaged", redundant=True))
             return decode_header(payload), 2 * end
         found = _find_block(data, 1, min(len(data), 1 << 20), MAGIC_HEADER)
         if not found:
             raise InvcompError(f"{self.path}: archive header damaged or truncated (both copies)")
-        self.problems.append(Problem(0, "first copy of the archive header is damaged"))
+        self.problems.append(Problem(0, "first copy of the archive header is damaged", redundant=True))
         return decode_header(found[1]), found[2]
 
     def _read_slots(self) -> Slot:
@@ -501,11 +558,11 @@ class ArchiveReader:
         if first and first[1] <= end:
             second = _block_at(data, first[1], MAGIC_SEGMENT)
             if not second or second[0] != first[0]:
-                self.problems.append(Problem(first[1], "second copy of a segment header is damaged"))
+                self.problems.append(Problem(first[1], "second copy of a segment header is damaged", redundant=True))
             return first[0], first[1] + (first[1] - pos)
         found = _find_block(data, pos + 1, min(end, pos + 2 * _MAX_SEGMENT_HEADER), MAGIC_SEGMENT)
         if found and found[0] - pos == found[2] - found[0]:  # the second copy, right after a first of equal size
-            self.problems.append(Problem(pos, "first copy of a segment header is damaged"))
+            self.problems.append(Problem(pos, "first copy of a segment header is damaged", redundant=True))
             return found[1], found[2]
         return None
 
@@ -641,7 +698,8 @@ class ArchiveReader:
                         raise
 
     def damaged(self) -> bool:
-        return any(p.names or p.lost or "segment header damaged" in p.message for p in self.problems)
+        """Whether any picture is lost or damaged (damage to a spare copy alone does not count)."""
+        return any(not p.redundant for p in self.problems)
 
     def verify(self) -> list[Problem]:
         """Every problem: the structural ones found on opening, and records that fail to decode."""
@@ -654,7 +712,7 @@ class ArchiveReader:
                 try:
                     self._decode(chunk, i)
                 except InvcompError as e:
-                    problems.append(Problem(chunk.index.offsets()[i], str(e).split(": ", 1)[-1], (name,)))
+                    problems.append(Problem(chunk.index.offsets()[i], "damaged picture (its codes do not decode)", (name,)))
         if len(self._where) != len(self.names()):
             seen: set[str] = set()
             dup = sorted({n for n in self.names() if n in seen or seen.add(n)})
@@ -685,7 +743,10 @@ def create_archive(path: Path, header: ArchiveHeader) -> None:
     """A new empty archive (the start of a partial pack), written atomically."""
     from .imageio import write_atomic
 
-    write_atomic(path, archive_start(header))
+    try:
+        write_atomic(path, archive_start(header))
+    except OSError as e:
+        raise InvcompError(f"{path}: cannot write ({e.strerror or e})") from None
     _fsync_dir(path)
 
 
@@ -698,6 +759,13 @@ def append_segment(path: Path, segment: bytes, records: int) -> None:
         slot, slots_at, older = reader.slot, reader.slots_at, 1 - reader.current_slot
         if reader.damaged():
             raise InvcompError(f"{path}: archive is damaged; run `invcomp verify` (appending refused)")
+    try:
+        _append(path, segment, records, slot, slots_at, older)
+    except OSError as e:
+        raise InvcompError(f"{path}: cannot write ({e.strerror or e}); the archive keeps its last commit") from None
+
+
+def _append(path: Path, segment: bytes, records: int, slot: Slot, slots_at: int, older: int) -> None:
     with open(path, "r+b") as f:
         f.truncate(slot.end)
         f.seek(slot.end)
@@ -731,6 +799,16 @@ def write_compacted(path: Path, header: ArchiveHeader, sources: Sequence[Archive
             raise InvcompError(f"picture name {a[2]!r} occurs twice ({sources[a[1]].path} and {sources[b[1]].path})")
     kind, table = choose_table(counts.tolist(), header.bits, header.latent_range)
     cum = table_cumulative(kind, table, header.bits, header.latent_range)
+    try:
+        _write_segment_file(path, header, sources, where, kind, table, cum, chunk_records, progress)
+    except OSError as e:
+        raise InvcompError(f"{path}: cannot write ({e.strerror or e})") from None
+    return len(where)
+
+
+def _write_segment_file(path: Path, header: ArchiveHeader, sources: Sequence[ArchiveReader], where: list,
+                        kind: int, table: bytes, cum: tuple[int, ...], chunk_records: int,
+                        progress: Callable[[int], None] | None) -> None:
     h = encode_header(header)
     start = 2 * len(h) + 2 * SLOT_BYTES
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
@@ -763,7 +841,6 @@ def write_compacted(path: Path, header: ArchiveHeader, sources: Sequence[Archive
         except FileNotFoundError:
             pass
         raise
-    return len(where)
 
 
 def zeroth_order_entropy_bits(counts: np.ndarray) -> float:

@@ -602,18 +602,17 @@ def verify(
     except InvcompError as e:
         fail(str(e))
         return
-    ok = not report["damaged"] and not report["lost_unnamed"] and not any(
-        "segment header damaged" in p["message"] or "chunk checksum" in p["message"] for p in report["problems"])
+    intact = all(p.redundant for p in problems)
     if as_json:
-        typer.echo(json.dumps({**report, "ok": ok and not problems}, indent=2))
+        typer.echo(json.dumps({**report, "ok": not problems, "all_pictures_intact": intact}, indent=2))
     else:
         for p in problems:
             typer.echo(f"offset {p.offset}: {p.message}" + (f": {', '.join(p.names)}" if p.names else ""))
-        if r.tail:
-            typer.echo(f"note: {r.tail} uncommitted bytes after the end (an interrupted add); ignored, and "
-                       "removed by the next add")
-        typer.echo(f"{archive}: {'ok' if not problems else ('repairable copies damaged' if ok else 'DAMAGED')}: "
-                   f"{report['pictures']} pictures, {len(report['damaged'])} damaged"
+        if report["uncommitted_tail_bytes"]:
+            typer.echo(f"note: {report['uncommitted_tail_bytes']} uncommitted bytes after the end (an interrupted add); "
+                       "ignored, and removed by the next add")
+        verdict = "ok" if not problems else ("all pictures intact, spare copies damaged" if intact else "DAMAGED")
+        typer.echo(f"{archive}: {verdict}: {report['pictures']} pictures, {len(report['damaged'])} damaged"
                    + (f", {report['lost_unnamed']} lost with their names" if report["lost_unnamed"] else ""))
     if problems:
         raise typer.Exit(1)

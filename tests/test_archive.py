@@ -364,3 +364,13 @@ def test_edge_cases(tmp_path, tiny_weights):
     _fails(["pack", tmp_path / "x", "-o", tmp_path / "s.icza", "-m", tiny_weights, "--shard", "4/3"], "--shard")
     _fails(["ls", tmp_path / "nothing.icza"], "no such file")
     _fails(["verify", big], "not an invcomp archive")
+
+
+def test_name_coding_round_trips():
+    names = sorted([b"a", b"a1", b"a2", b"a10", b"image_00037", b"image_00041", b"image_00042", b"image_99999",
+                    b"img_7", b"img_8x", b"x/9", b"x/10", b"\xc3\xa9t\xc3\xa9_01", b"\xc3\xa9t\xc3\xa9_02",
+                    b"n" + b"1" * 20, b"n" + b"1" * 19 + b"2"])
+    raw = ar.encode_names(names)
+    assert ar.decode_names(raw + b"rest", len(names)) == (names, len(raw))
+    steps = ar.encode_names([b"image_00037", b"image_00041", b"image_00042"])
+    assert steps[:3] == bytes([1, 0, 0]) and steps[3:5] == bytes([3, 0])  # two number steps: +4, +1
