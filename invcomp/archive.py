@@ -40,6 +40,7 @@ from .quantize import MAX_BITS, MIN_BITS
 VERSION = 1
 MAGIC_HEADER, MAGIC_SLOT, MAGIC_SEGMENT, MAGIC_CHUNK = b"ICZA", b"ICZM", b"ICZS", b"ICZC"
 CHUNK_RECORDS = 128  # records per chunk: a damaged chunk index costs at most this many pictures
+MAX_CHUNK_RECORDS = 4096  # format limit, so that a chunk index never needs more than ~4 MB
 MAX_NAME_BYTES = 1024
 MAX_LATENT = 65535
 TABLE_GAUSS, TABLE_HISTOGRAM = 0, 1
@@ -387,6 +388,8 @@ class ChunkIndex:
 def decode_chunk_index(index: bytes, count: int, max_data: int) -> tuple[list[str], list[int], list[int]]:
     """Names, payload lengths and checks from a chunk's compressed index; every size is
     checked against what the chunk can hold before anything is allocated."""
+    if not 1 <= count <= MAX_CHUNK_RECORDS:
+        raise InvcompError("corrupt chunk index (record count)")
     bound = count * (2 * 5 + MAX_NAME_BYTES + 5 + 2)
     try:
         params = zstandard.get_frame_parameters(index)
@@ -419,6 +422,8 @@ def encode_segment_header(records: int, chunks: int, body: int, kind: int, table
 
 def encode_segment(records: Sequence[Record], bits: int, latent_range: float, chunk_records: int = CHUNK_RECORDS) -> bytes:
     """A whole segment (records sorted by name) in memory; used per batch and in tests."""
+    if not 1 <= chunk_records <= MAX_CHUNK_RECORDS:
+        raise InvcompError(f"chunk size must be 1..{MAX_CHUNK_RECORDS}")
     records = sorted(records, key=lambda r: _name_key(r.name))
     kind, table = choose_table(level_counts((r.codes for r in records), bits), bits, latent_range)
     cum = table_cumulative(kind, table, bits, latent_range)
@@ -481,7 +486,8 @@ class ArchiveReader:
     (names and sizes, not codes) of every segment. Damage found is listed in `problems`.
     Every declared size is checked against the file before it is used."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, index: bool = True):
+        """index=False reads only the header and the commit (enough to append)."""
         self.path = Path(path)
         try:
             with open(self.path, "rb") as f:
@@ -498,7 +504,8 @@ class ArchiveReader:
                 raise InvcompError(f"{path}: truncated archive ({size} bytes; its commit record says {self.slot.end})")
             self.tail = size - self.slot.end  # uncommitted bytes (an interrupted add): ignored
             self.segments: list[Segment] = []
-            self._read_segments()
+            if index:
+                self._read_segments()
             self._where = {name: (c, i) for c in self.chunks() for i, name in enumerate(c.index.names)}
         except BaseException:
             self.close()
@@ -581,7 +588,7 @@ class ArchiveReader:
                 continue
             records, nchunks, body, kind = _SEG.unpack_from(payload)
             body_start = head[1]
-            if body_start + body > end or nchunks > records or records > body:
+            if body_start + body > end or nchunks > records:
                 self.problems.append(Problem(pos, "segment header declares more data than the archive holds"))
                 return
             cum = table_cumulative(kind, payload[_SEG.size :], self.header.bits, self.header.latent_range)
@@ -755,10 +762,8 @@ def append_segment(path: Path, segment: bytes, records: int) -> None:
     the older commit slot with the next sequence number and fsync again. A crash before the
     slot write leaves the old commit in force; during it, the slot's crc32 fails and the
     other slot (the old commit) is used."""
-    with ArchiveReader(path) as reader:
+    with ArchiveReader(path, index=False) as reader:
         slot, slots_at, older = reader.slot, reader.slots_at, 1 - reader.current_slot
-        if reader.damaged():
-            raise InvcompError(f"{path}: archive is damaged; run `invcomp verify` (appending refused)")
     try:
         _append(path, segment, records, slot, slots_at, older)
     except OSError as e:
