@@ -363,8 +363,6 @@ def pack(
         partial = out.with_name(out.name + ".partial")
         if out.exists() and not force and not resume:
             raise InvcompError(f"{out} exists: use `invcomp add` to add pictures, or --force to replace it")
-        if resume and out.exists() and not partial.exists():
-            raise InvcompError(f"{out} is complete and there is no {partial.name} to resume; use `invcomp add`")
         if partial.exists() and not resume:
             raise InvcompError(f"{partial} exists (an interrupted pack): pass --resume to complete it, or delete it")
         items = [it for it in list_sources(sources) if in_shard(it.name, which)]
@@ -377,6 +375,15 @@ def pack(
         cfg = InversionConfig(bits=bits if bits is not None else codec.model.default_bits, steps=steps,
                               restarts=restarts, seed=seed)
         header = header_for(codec, cfg)
+        if resume and out.exists() and not partial.exists():  # finished earlier: a rerun is a no-op
+            with ar.ArchiveReader(out) as r:
+                same = r.header == header and set(r.names()) == {it.name for it in items}
+            if not same:
+                raise InvcompError(f"{out} exists with other pictures or settings, and there is no {partial.name} "
+                                   "to resume; use `invcomp add`, or --force to replace it")
+            notes(f"{out} is already complete")
+            _print_summary(_summary(out, 0.0, 0), as_json, notes)
+            return
         done: set[str] = set()
         if partial.exists():
             with ar.ArchiveReader(partial) as r:

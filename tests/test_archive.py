@@ -374,3 +374,34 @@ def test_name_coding_round_trips():
     assert ar.decode_names(raw + b"rest", len(names)) == (names, len(raw))
     steps = ar.encode_names([b"image_00037", b"image_00041", b"image_00042"])
     assert steps[:3] == bytes([1, 0, 0]) and steps[3:5] == bytes([3, 0])  # two number steps: +4, +1
+
+
+def test_resume_after_completion_is_a_no_op(tmp_path, tiny_weights, npz):
+    out = tmp_path / "a.icza"
+    _pack(out, [npz], tiny_weights)
+    before = out.read_bytes()
+    r = _pack(out, [npz], tiny_weights, "--resume")
+    assert "already complete" in r.stderr and out.read_bytes() == before
+    r = runner.invoke(app, ["pack", str(npz), "-o", str(out), "-m", str(tiny_weights), *FAST, "--bits", "3", "--resume"])
+    assert r.exit_code == 2 and "other pictures or settings" in r.stderr
+
+
+def test_a_failed_write_keeps_the_last_commit(tmp_path, monkeypatch):
+    path = tmp_path / "a.icza"
+    path.write_bytes(ar.build_archive(HEADER, _records(10)))
+    before = path.read_bytes()
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ar.os, "fsync", full_disk)
+    seg = ar.encode_segment([ar.Record("zz", _records(1)[0].codes)], 4, 3.0)
+    with pytest.raises(InvcompError, match="No space left on device"):
+        ar.append_segment(path, seg, 1)
+    monkeypatch.undo()
+    with ar.ArchiveReader(path) as r:  # the segment bytes may be there, but uncommitted
+        assert len(r) == 10 and "zz" not in r and r.tail in (0, len(seg))
+    assert path.read_bytes()[: len(before)] == before
+    ar.append_segment(path, seg, 1)
+    with ar.ArchiveReader(path) as r:
+        assert len(r) == 11 and r.tail == 0
