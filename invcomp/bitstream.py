@@ -25,7 +25,8 @@ ENCODING_GAUSS = 2  # arithmetic-coded under N(0, 1) on the levels (arith.py), t
 ENCODING_NAMES = {ENCODING_RAW: "raw", ENCODING_ZSTD: "zstd", ENCODING_GAUSS: "gauss"}
 
 _SIZE_FLAG = 0x40
-_RESERVED_FLAG = 0x80
+_EXTENSION_FLAG = 0x80  # an extension block follows the header (mask + assistant pixels, inpaint.py)
+MAX_EXTENSION_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,11 @@ class Header:
     bits: int  # bits per latent dimension, 2..12
     encoding: int  # ENCODING_RAW or ENCODING_ZSTD
     original_size: tuple[int, int] | None  # (width, height) when it differs from the model's
+    extension: bytes | None = None  # the extension block (flag bit 7), opaque here; see inpaint.py
 
     def __post_init__(self) -> None:
+        if self.extension is not None and not 1 <= len(self.extension) <= MAX_EXTENSION_BYTES:
+            raise InvcompError(f"extension block must be 1..{MAX_EXTENSION_BYTES} bytes")
         if len(self.fingerprint) != FINGERPRINT_BYTES:
             raise InvcompError("fingerprint must be 3 bytes")
         if not MIN_BITS <= self.bits <= MAX_BITS:
@@ -69,10 +73,33 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 def pack_header(h: Header) -> bytes:
     flags = h.bits | (h.encoding << 4) | (_SIZE_FLAG if h.original_size else 0)
+    flags |= _EXTENSION_FLAG if h.extension is not None else 0
     out = MAGIC + bytes([VERSION]) + h.fingerprint + bytes([flags])
     if h.original_size:
         out += _varint(h.original_size[0]) + _varint(h.original_size[1])
+    if h.extension is not None:
+        out += _varint(len(h.extension)) + h.extension
     return out
+
+
+def _read_extension(data: bytes, pos: int) -> tuple[bytes, int]:
+    """The extension block after the header: a varint length (1..MAX_EXTENSION_BYTES), then the bytes."""
+    length, shift = 0, 0
+    for i in range(3):
+        if pos + i >= len(data):
+            raise InvcompError("truncated file (header ends inside the extension length)")
+        length |= (data[pos + i] & 0x7F) << shift
+        shift += 7
+        if not data[pos + i] & 0x80:
+            pos += i + 1
+            break
+    else:
+        raise InvcompError("corrupt header (extension length field too long)")
+    if not 1 <= length <= MAX_EXTENSION_BYTES:
+        raise InvcompError(f"corrupt header (extension block of {length} bytes)")
+    if pos + length > len(data):
+        raise InvcompError("truncated file (extension block incomplete)")
+    return bytes(data[pos : pos + length]), pos + length
 
 
 def unpack_header(data: bytes) -> tuple[Header, int]:
@@ -84,14 +111,14 @@ def unpack_header(data: bytes) -> tuple[Header, int]:
     if data[2] != VERSION:
         raise InvcompError(f"unsupported .icz version {data[2]} (this invcomp reads version {VERSION})")
     flags = data[6]
-    if flags & _RESERVED_FLAG:
-        raise InvcompError("corrupt header (reserved flag set)")
-    pos, size = 7, None
+    pos, size, extension = 7, None, None
     if flags & _SIZE_FLAG:
         w, pos = _read_varint(data, pos)
         h, pos = _read_varint(data, pos)
         size = (w, h)
-    return Header(bytes(data[3:6]), flags & 0x0F, (flags >> 4) & 0x03, size), pos
+    if flags & _EXTENSION_FLAG:
+        extension, pos = _read_extension(data, pos)
+    return Header(bytes(data[3:6]), flags & 0x0F, (flags >> 4) & 0x03, size, extension), pos
 
 
 def pack_codes(codes: np.ndarray, bits: int) -> bytes:
@@ -164,7 +191,7 @@ def decode_payload(payload: bytes, encoding: int, n: int, bits: int, latent_rang
 def encode_file(header: Header, codes: np.ndarray, latent_range: float) -> bytes:
     """Choose the smallest payload encoding, record it in the header, return the whole file."""
     encoding, payload = encode_payload(codes, header.bits, latent_range)
-    h = Header(header.fingerprint, header.bits, encoding, header.original_size)
+    h = Header(header.fingerprint, header.bits, encoding, header.original_size, header.extension)
     return pack_header(h) + payload
 
 

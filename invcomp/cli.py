@@ -156,8 +156,18 @@ def fit(
     batch_size: int = typer.Option(64, help="images inverted at once"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
+    mask_scheme: Optional[str] = typer.Option(None, "--mask-scheme",
+                                              help="keep original pixels: center, random, block, edges, edges+random"),
+    keep: float = typer.Option(0.05, "--keep", help="with --mask-scheme: fraction of pixels kept"),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="mask image of the input's size, white = keep faithfully"),
+    drop_outside: bool = typer.Option(False, "--drop-outside", help="with --mask: fit only the kept region, G fills the rest"),
+    assist_bits: int = typer.Option(4, "--assist-bits", help="bits per channel of kept pixels, 1..8 (0: store none)"),
+    loss: str = typer.Option("ssim+mse", "--loss", help="with a mask: ssim, ssim+mse or ssim+mse+edge"),
 ) -> None:
     """Compress images to .icz files; prints bytes, bpp, PSNR and SSIM per image.
+
+    --mask-scheme or --mask keep some original pixels in the file (assistant pixels, pasted
+    into G(z) on decoding); see docs/FORMAT.md.
 
     The rate is the model's default, or --bits, or a --quality preset; --target-ssim and
     --max-bytes choose it per image (every preset is fitted in one run, the cheapest file
@@ -186,11 +196,17 @@ def fit(
         cfg = InversionConfig(bits=bits if bits is not None else codec.model.default_bits, steps=steps,
                               restarts=restarts, seed=seed)
         targeted = target_ssim is not None or max_bytes is not None
+        masked = _mask_options(mask_scheme, keep, mask, drop_outside, assist_bits, loss, seed, targeted)
         if targeted:
             choose([Candidate(2, b"", 0.0, 0.0)], target_ssim, max_bytes)  # validates the targets up front
         if batch_size < 1:
             raise InvcompError("--batch-size must be >= 1")
         loaded = [read_image(p) for p in inputs]
+        user_masks = None
+        if mask is not None:  # checked against every input before anything is fitted or written
+            from .masks import load_user_mask
+
+            user_masks = [load_user_mask(mask, im.pixels.shape[:2], codec.resolution) for im in loaded]
         notes = [f"{p}: {n}" for p, im in zip(inputs, loaded) for n in im.notes]
         for p, im in zip(inputs, loaded):
             h, w = im.pixels.shape[:2]
@@ -206,7 +222,14 @@ def fit(
             task = bar.add_task("fit", total=len(inputs), rate="")
             for i in range(0, len(loaded), batch_size):
                 chunk = [im.pixels for im in loaded[i : i + batch_size]]
-                if targeted:
+                if masked is not None:
+                    from .inpaint import compress_masked
+
+                    prepared = [codec.prepare(p) for p in chunk]
+                    user = user_masks[i : i + batch_size] if user_masks else None
+                    choices.extend(Choice(Candidate(cfg.bits, d, 0.0, 0.0), True) for d in compress_masked(
+                        codec, [p for p, _ in prepared], [s for _, s in prepared], masked, cfg, user, batch_size))
+                elif targeted:
                     found = codec.compress_candidates(chunk, OPERATING_BITS, cfg, batch_size)
                     choices.extend(choose(c, target_ssim, max_bytes) for c in found)
                 else:
@@ -255,6 +278,23 @@ def fit(
             raise typer.Exit(1)
     except InvcompError as e:
         fail(str(e))
+
+
+def _mask_options(scheme, keep, mask, drop_outside, assist_bits, loss, seed, targeted):
+    """fit's mask options as MaskOptions, or None for a plain fit; errors for combinations that make no sense."""
+    from .inpaint import MaskOptions
+
+    if mask is not None and scheme not in (None, "user"):
+        raise InvcompError("give --mask or --mask-scheme, not both")
+    if mask is None and scheme == "user":
+        raise InvcompError("--mask-scheme user needs --mask roi.png")
+    if mask is None and scheme is None:
+        if drop_outside or loss != "ssim+mse":
+            raise InvcompError("--drop-outside and --loss need --mask or --mask-scheme")
+        return None
+    if targeted:
+        raise InvcompError("--target-ssim/--max-bytes cannot be combined with masks yet")
+    return MaskOptions("user" if mask is not None else scheme, keep, assist_bits, loss, drop_outside, seed)
 
 
 @app.command()
@@ -393,3 +433,4 @@ def evaluate(
 # it here registers them. One line per module, below this comment.
 from . import cli_bench  # noqa: E402,F401
 from . import cli_archive  # noqa: E402,F401
+from . import cli_ablate  # noqa: E402,F401

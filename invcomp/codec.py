@@ -146,6 +146,10 @@ class Codec:
         cfg = self.model.config
         header, codes = decode_file(data, cfg.latent_dim, cfg.latent_range)
         pixels = self.decode_codes(torch.from_numpy(codes)[None], header.bits)[0]
+        if header.extension is not None:  # assistant pixels (inpaint.py): pasted into G(z)
+            from .inpaint import apply_extension
+
+            pixels = apply_extension(header.extension, pixels)
         if original_size and header.original_size:
             pixels = resize_to(pixels, *header.original_size)
         return pixels

@@ -59,8 +59,8 @@ def test_bad_version_and_reserved_flag():
     bad = bytes(data[:2]) + b"\x02" + bytes(data[3:])
     with pytest.raises(InvcompError, match="version 2"):
         unpack_header(bad)
-    data[6] |= 0x80
-    with pytest.raises(InvcompError, match="reserved"):
+    data[6] |= 0x80  # the extension flag, with no valid extension block after it
+    with pytest.raises(InvcompError, match="extension"):
         unpack_header(bytes(data))
 
 
