@@ -11,10 +11,11 @@ How to call it (this is what `invcomp bench speed` does):
                              device=torch.device("cpu"), steps=20, progress=None)
     paths = write_speed_report(report, Path("results"))  # [results/speed_cpu.json, results/speed_cpu.md]
 
-- `models`: registered names (`invcomp.registry.REGISTRY`) and/or `invcomp.registry.Model`
-  objects (e.g. a tiny test model); each is moved to `device`.
+- `models`: registered names (`invcomp.registry.REGISTRY`), custom generator `.pt` paths and/or
+  `invcomp.registry.Model` objects (e.g. a tiny test model); each is moved to `device`.
+- `device`: a torch.device or "auto" / "cpu" / "cuda" (as `--device`).
 - `batch_sizes`: images inverted at once (restarts=1, so a batch of B images is B latents).
-- `steps`: inversion steps per timed run (>= 4); the first `warmup` steps of each run are not
+- `steps`: inversion steps per timed run (>= 4; None: 20); the first `warmup` steps of each run are not
   timed; each (model, batch) is timed `repeats` times and the best and median are reported.
 - `progress`: optional `callable(done: int, total: int)`, called after each timed run.
 - `report` is a plain JSON-serialisable dict: {"device", "threads", "torch", "cpu",
@@ -43,13 +44,15 @@ from typing import Callable, Sequence, Union
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from .device import pick_device
 from .errors import InvcompError
 from .imageio import write_atomic
 from .invert import InversionConfig, invert
-from .registry import Model, load_model, to_device
+from .registry import Model, to_device
 
 ModelLike = Union[str, Model]
 DEFAULT_BATCHES = (1, 4, 16, 64, 256)
+DEFAULT_STEPS = 20
 
 
 def _sync(device: torch.device) -> None:
@@ -118,7 +121,9 @@ def time_steps(model: Model, batch: int, cfg: InversionConfig, device: torch.dev
 
 
 def _as_model(m: ModelLike) -> Model:
-    return m if isinstance(m, Model) else load_model(m)
+    from .codec import resolve_model  # a name, a Model, or a custom generator .pt
+
+    return resolve_model(m)
 
 
 def _cpu_name() -> str:
@@ -135,14 +140,15 @@ def run_speed_bench(
     models: Sequence[ModelLike],
     batch_sizes: Sequence[int] = DEFAULT_BATCHES,
     device: torch.device | str = "cpu",
-    steps: int = 20,
+    steps: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     repeats: int = 3,
     warmup: int = 3,
     ceiling_size: int | None = None,
 ) -> dict:
     """Measure every (model, batch size); see the module docstring for the report's layout."""
-    device = torch.device(device)
+    device = pick_device(device) if isinstance(device, str) else torch.device(device)
+    steps = DEFAULT_STEPS if steps is None else steps
     if not models:
         raise InvcompError("no model to benchmark")
     if steps < warmup + 1 or steps < 4:
