@@ -21,11 +21,13 @@ C1 = 0.01**2  # (K1 * data_range) ** 2
 C2 = 0.03**2
 
 
-@lru_cache(maxsize=16)
-def _band_cpu(n: int) -> torch.Tensor:
-    """(n - 10, n) matrix whose rows are the normalised Gaussian window at each valid offset."""
+@lru_cache(maxsize=32)
+def _band_on(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(n - 10, n) matrix whose rows are the normalised Gaussian window at each valid offset.
+
+    Cached per device, so a GPU run does not copy it from the host at every step."""
     with torch.inference_mode(False):  # cached: must stay usable by autograd whatever mode built it
-        return _band_matrix(n)
+        return _band_matrix(n).to(device=device, dtype=dtype)
 
 
 def _band_matrix(n: int) -> torch.Tensor:
@@ -40,7 +42,7 @@ def _band_matrix(n: int) -> torch.Tensor:
 
 
 def _band(n: int, like: torch.Tensor) -> torch.Tensor:
-    return _band_cpu(n).to(device=like.device, dtype=like.dtype)
+    return _band_on(n, like.device, like.dtype)
 
 
 def blur(maps: torch.Tensor) -> torch.Tensor:
