@@ -226,6 +226,9 @@ def model_for_archive(header: ar.ArchiveHeader, model: Optional[str], device: st
     if codec.model.sha256 != header.model_sha256:
         raise InvcompError(f"--model {model} is not the archive's generator (sha256 {codec.model.sha256[:12]}... "
                            f"vs {header.model_sha256[:12]}...)")
+    c = codec.model.config
+    if (c.resolution, c.latent_dim, float(c.latent_range)) != (header.resolution, header.latent_dim, header.latent_range):
+        raise InvcompError("corrupt archive header (resolution, latent size or range differ from its generator's)")
     return codec
 
 

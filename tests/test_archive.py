@@ -427,3 +427,15 @@ def test_a_second_writer_is_refused(tmp_path, tiny_weights, npz):
 def test_names_must_be_utf8():
     with pytest.raises(InvcompError, match="not valid UTF-8"):
         ar.check_name("bad\udcff")
+
+
+def test_header_must_match_its_generator(tmp_path, tiny_weights, npz):
+    out = tmp_path / "a.icza"
+    _pack(out, [npz], tiny_weights)
+    with ar.ArchiveReader(out) as r:
+        h, recs = r.header, list(r.records())
+    forged = ar.ArchiveHeader(h.model_sha256, h.model_name, h.resolution, 5, h.latent_range, h.bits, h.config)
+    bad = tmp_path / "forged.icza"
+    bad.write_bytes(ar.build_archive(forged, [ar.Record(x.name, x.codes[:5]) for x in recs]))
+    r = runner.invoke(app, ["unpack", str(bad), "-m", str(tiny_weights), "--device", "cpu"])
+    assert r.exit_code == 2 and "differ from its generator" in r.stderr
