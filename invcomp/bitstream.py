@@ -18,6 +18,12 @@ MAGIC = b"IC"
 VERSION = 1
 FINGERPRINT_BYTES = 3
 MAX_SIDE = 65535
+# A stored original size may not exceed the largest image invcomp reads (imageio.MAX_INPUT_PIXELS):
+# no encoder writes more, and `decode --original-size` would otherwise allocate up to 12.9 GB.
+MAX_ORIGINAL_PIXELS = 64_000_000
+# Window limit for the zstd payload: our frames' windows are at most 2 KiB (payloads are <= 1536
+# bytes), so a frame asking for more is hostile; zstd's own default would allow 128 MiB.
+_ZSTD_MAX_WINDOW = 1 << 16
 
 ENCODING_RAW = 0  # codes bit-packed, most significant bit first
 ENCODING_ZSTD = 1  # the bit-packed codes as a magicless zstd frame
@@ -48,6 +54,9 @@ class Header:
             raise InvcompError(f"unknown payload encoding {self.encoding}")
         if self.original_size is not None and not all(1 <= s <= MAX_SIDE for s in self.original_size):
             raise InvcompError(f"original size must be 1..{MAX_SIDE} per side, not {self.original_size}")
+        if self.original_size is not None and self.original_size[0] * self.original_size[1] > MAX_ORIGINAL_PIXELS:
+            w, h = self.original_size
+            raise InvcompError(f"original size {w}x{h} is more than {MAX_ORIGINAL_PIXELS} pixels")
 
 
 def _varint(n: int) -> bytes:
@@ -169,6 +178,10 @@ def encode_payload(codes: np.ndarray, bits: int, latent_range: float) -> tuple[i
 
 
 def decode_payload(payload: bytes, encoding: int, n: int, bits: int, latent_range: float) -> np.ndarray:
+    expected = packed_size(n, bits)
+    if encoding != ENCODING_RAW and len(payload) > expected:
+        # a compressed payload is only ever written when it is smaller than the raw packing
+        raise InvcompError(f"corrupt payload ({len(payload)} bytes, more than the {expected} of the raw packing)")
     if encoding == ENCODING_GAUSS:
         if len(payload) < 1 or _check_byte(payload[:-1]) != payload[-1]:
             raise InvcompError("corrupt payload (check byte does not match: truncated or damaged file)")
@@ -179,13 +192,31 @@ def decode_payload(payload: bytes, encoding: int, n: int, bits: int, latent_rang
             raise InvcompError("corrupt payload (arithmetic-coded codes do not re-encode to the file)")
         return np.asarray(codes, dtype=np.int64)
     if encoding == ENCODING_ZSTD:
-        expected = packed_size(n, bits)
-        try:
-            dctx = zstandard.ZstdDecompressor(format=zstandard.FORMAT_ZSTD1_MAGICLESS)
-            payload = dctx.decompress(payload, max_output_size=expected)
-        except zstandard.ZstdError as e:
-            raise InvcompError(f"corrupt zstd payload ({e})") from None
+        payload = _unzstd(payload, expected)
     return unpack_codes(payload, n, bits)
+
+
+def _unzstd(payload: bytes, expected: int) -> bytes:
+    """One magicless zstd frame that must decompress to exactly `expected` bytes, with nothing after it.
+
+    Fed one byte at a time so that a hostile frame (a forged content size, RLE blocks) can never
+    make more than one block of output beyond `expected`: zstd's one-shot decompress() would
+    allocate whatever content size the frame header declares, ignoring max_output_size."""
+    dctx = zstandard.ZstdDecompressor(format=zstandard.FORMAT_ZSTD1_MAGICLESS, max_window_size=_ZSTD_MAX_WINDOW)
+    dobj = dctx.decompressobj()
+    out = bytearray()
+    try:
+        for i in range(len(payload)):
+            out += dobj.decompress(payload[i : i + 1])
+            if len(out) > expected:
+                raise InvcompError(f"corrupt zstd payload (decompresses to more than {expected} bytes)")
+            if dobj.eof:
+                if i + 1 != len(payload):
+                    raise InvcompError("corrupt zstd payload (bytes after the end of the frame)")
+                return bytes(out)
+    except zstandard.ZstdError as e:
+        raise InvcompError(f"corrupt zstd payload ({e})") from None
+    raise InvcompError("corrupt zstd payload (truncated frame)")
 
 
 def encode_file(header: Header, codes: np.ndarray, latent_range: float) -> bytes:

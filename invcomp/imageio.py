@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .errors import InvcompError
 
 MAX_INPUT_PIXELS = 64_000_000  # refuse decompression bombs beyond this many pixels
+# The formats read_image opens. Pillow picks a plugin by content, not by file name, and some
+# plugins are risky on untrusted input (EPS runs Ghostscript), so only these are allowed.
+INPUT_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "DIB", "TIFF", "GIF", "PPM")  # JPEG includes MPO
 
 
 @dataclass(frozen=True)
@@ -59,13 +62,14 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
     Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about damaged metadata; we judge the pixels
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as img:
+            with Image.open(p, formats=INPUT_FORMATS) as img:
                 notes: list[str] = []
-                if getattr(img, "n_frames", 1) > 1:
-                    notes.append(f"used the first of {img.n_frames} frames")
                 if img.width == 0 or img.height == 0:
                     raise InvcompError(f"{p}: image has zero size")
+                if getattr(img, "n_frames", 1) > 1:
+                    notes.append(f"used the first of {img.n_frames} frames")
                 img.load()
                 pixels, conv = to_rgb8(img)
     except InvcompError:
@@ -74,7 +78,11 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
         raise InvcompError(f"{p}: image too large (more than {MAX_INPUT_PIXELS} pixels)") from None
     except PermissionError:
         raise InvcompError(f"{p}: permission denied") from None
-    except (OSError, ValueError, SyntaxError) as e:
+    except UnidentifiedImageError:
+        raise InvcompError(f"{p}: not a readable image (not PNG, JPEG, WebP, BMP, TIFF, GIF or PPM)") from None
+    except MemoryError:
+        raise InvcompError(f"{p}: image too large to decode in memory") from None
+    except Exception as e:  # noqa: BLE001 - Pillow's parsers raise many types (struct.error, IndexError, ...) on damaged files
         raise InvcompError(f"{p}: not a readable image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     return LoadedImage(pixels, tuple(notes + conv))
 
@@ -82,6 +90,7 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
 def fit_to_square(pixels: np.ndarray, size: int) -> np.ndarray:
     """Centre-crop to a square and resize to size x size (Lanczos); identity if already that size."""
     h, w = pixels.shape[:2]
+    _check_pixels(w, h)
     if (h, w) == (size, size):
         return pixels
     side = min(h, w)
@@ -92,9 +101,18 @@ def fit_to_square(pixels: np.ndarray, size: int) -> np.ndarray:
 
 def resize_to(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resize to an arbitrary size (used to restore an image's original size on decode)."""
+    _check_pixels(width, height)
     if pixels.shape[:2] == (height, width):
         return pixels
     return np.asarray(Image.fromarray(pixels).resize((width, height), Image.LANCZOS), dtype=np.uint8)
+
+
+def _check_pixels(width: int, height: int) -> None:
+    """The size limits of read_image, for arrays that did not come through it, checked before allocating."""
+    if width < 1 or height < 1:
+        raise InvcompError(f"image has zero size ({width}x{height})")
+    if width * height > MAX_INPUT_PIXELS:
+        raise InvcompError(f"image too large ({width}x{height} is more than {MAX_INPUT_PIXELS} pixels)")
 
 
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:

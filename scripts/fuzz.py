@@ -1,0 +1,276 @@
+#!/usr/bin/env python
+"""Mutation fuzzer for the .icz decoder: every input must decode or raise InvcompError.
+
+    .venv/bin/python scripts/fuzz.py                      # 100,000 inputs, seed 0 -> results/fuzz_icz.json
+    .venv/bin/python scripts/fuzz.py -n 2000 --seed 1 --out /tmp/f.json
+
+It builds valid .icz files (all three payload encodings, bit depths 2..12, with and without an
+original size) for two small seeded generators, mutates them (bit flips, byte edits, truncation,
+extension, splices, random headers, flags swept, size and zstd-header fields set to extremes,
+random payloads) and runs each through the real decoding path, `Codec.decompress(data,
+original_size=True)`: header, fingerprint check, payload decoding, generator, resize. The
+generators are tiny (width 8) so that the run takes minutes; the bitstream path is the same as
+for the pretrained models. Anything other than a decoded uint8 image or an InvcompError is a
+finding; so is an input that takes longer than --timeout seconds. Findings are saved (hex) in
+the JSON summary.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import random
+import re
+import resource
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from invcomp.bitstream import ENCODING_NAMES, Header, encode_file, pack_header, unpack_header
+from invcomp.codec import Codec
+from invcomp.errors import InvcompError
+from invcomp.imageio import write_atomic
+from invcomp.nets import Generator, NetConfig, init_weights
+from invcomp.registry import Model
+from invcomp.weights import weights_bytes
+
+# Sizes for the original-size field: in range, at the limits, and past them.
+EXTREME_SIDES = [0, 1, 2, 31, 32, 33, 127, 128, 255, 256, 4096, 8000, 8001, 16383, 16384, 65534, 65535, 65536,
+                 (1 << 21) - 1]
+
+
+def tiny_model(seed: int, latent: int) -> Model:
+    cfg = NetConfig(resolution=32, latent_dim=latent, width=8)
+    torch.manual_seed(seed)
+    g = Generator(cfg)
+    init_weights(g)
+    return Model.from_bytes(f"fuzz{latent}", weights_bytes("generator", g.eval(), cfg))
+
+
+def seed_corpus(model: Model, rng: np.random.Generator) -> list[bytes]:
+    """Valid files for this model: every bit depth, codes drawn three ways (so that each payload
+    encoding wins somewhere), with and without an original size."""
+    n, r = model.config.latent_dim, model.config.latent_range
+    out = []
+    for bits in range(2, 13):
+        top = (1 << bits) - 1
+        draws = [
+            rng.integers(0, top + 1, n),  # uniform: raw wins
+            np.clip(np.round((np.clip(rng.normal(0, 1, n), -r, r) + r) / (2 * r / top)), 0, top).astype(np.int64),  # gauss
+            np.full(n, top // 2, dtype=np.int64),  # constant: zstd wins on long latents
+        ]
+        for codes in draws:
+            for size in (None, (640, 480), (1, 65535)):
+                out.append(encode_file(Header(model.fingerprint, bits, 0, size), codes, r))
+    return out
+
+
+def _varint(n: int) -> bytes:
+    b = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        b.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(b)
+
+
+def mutate(data: bytes, corpus: list[bytes], rnd: random.Random) -> tuple[str, bytes]:
+    """One mutation of a valid file: (mutator name, new bytes)."""
+    kind = rnd.choice(MUTATORS)
+    return kind.__name__.lstrip("_"), kind(bytearray(data), corpus, rnd)
+
+
+def _bitflip(d, corpus, rnd):
+    for _ in range(rnd.choice([1, 1, 1, 2, 3, 8])):
+        i = rnd.randrange(len(d) * 8)
+        d[i // 8] ^= 1 << (i % 8)
+    return bytes(d)
+
+
+def _byte_set(d, corpus, rnd):
+    for _ in range(rnd.choice([1, 1, 2, 4])):
+        d[rnd.randrange(len(d))] = rnd.choice([0, 0xFF, 0x7F, 0x80, 0x01, rnd.randrange(256)])
+    return bytes(d)
+
+
+def _truncate(d, corpus, rnd):
+    return bytes(d[: rnd.randrange(len(d))])
+
+
+def _extend(d, corpus, rnd):
+    return bytes(d) + bytes(rnd.randrange(256) for _ in range(rnd.choice([1, 1, 2, 7, 100, 5000])))
+
+
+def _insert_delete(d, corpus, rnd):
+    i = rnd.randrange(len(d))
+    if rnd.random() < 0.5:
+        return bytes(d[:i] + bytes([rnd.randrange(256)]) * rnd.randint(1, 4) + d[i:])
+    return bytes(d[:i] + d[i + rnd.randint(1, 4) :])
+
+
+def _splice(d, corpus, rnd):
+    other = rnd.choice(corpus)
+    return bytes(d[: rnd.randrange(len(d) + 1)]) + other[rnd.randrange(len(other) + 1) :]
+
+
+def _random_header(d, corpus, rnd):
+    """A valid file's payload behind a fresh header: right magic/version/fingerprint most of the
+    time, then a random flags byte and a random (maybe malformed) size field."""
+    header, pos = unpack_header(bytes(d))
+    head = bytearray(d[:6])
+    if rnd.random() < 0.1:
+        head[rnd.randrange(6)] = rnd.randrange(256)
+    size = b""
+    flags = rnd.randrange(256)
+    if flags & 0x40:
+        size = bytes(rnd.randrange(256) for _ in range(rnd.randint(0, 7)))
+    return bytes(head) + bytes([flags]) + size + bytes(d[pos:])
+
+
+def _flags_sweep(d, corpus, rnd):
+    d[6] = rnd.randrange(256)
+    return bytes(d)
+
+
+def _size_extreme(d, corpus, rnd):
+    """The original-size field set to extremes, also in over-long or non-minimal varints."""
+    header, pos = unpack_header(bytes(d))
+    w, h = rnd.choice(EXTREME_SIDES), rnd.choice(EXTREME_SIDES)
+    field = _varint(w) + _varint(h)
+    if rnd.random() < 0.2:  # non-minimal: a trailing continuation group
+        field = bytes([field[0] | 0x80, 0x00]) + field[1:]
+    flags = d[6] | 0x40
+    return bytes(d[:6]) + bytes([flags]) + field + bytes(d[pos:])
+
+
+def _zstd_header(d, corpus, rnd):
+    """For a zstd payload: the frame header descriptor and window byte set to extremes, or a
+    forged content size (a one-shot decompress would allocate what it declares)."""
+    header, pos = unpack_header(bytes(d))
+    payload = bytearray(d[pos:])
+    if not payload:
+        return bytes(d)
+    choice = rnd.randrange(3)
+    if choice == 0:
+        payload[0] = rnd.choice([0x00, 0x20, 0x40, 0x60, 0x80, 0xA0, 0xC0, 0xE0, rnd.randrange(256)])
+    elif choice == 1 and len(payload) > 1:
+        payload[1] = rnd.choice([0x00, 0x08, 0x50, 0x88, 0xF8, 0xFF, rnd.randrange(256)])
+    else:  # single-segment frame with an 8-byte content size, the rest of the frame kept
+        size = rnd.choice([0, 1, 255, 1 << 20, 1 << 31, 1 << 40, (1 << 64) - 1])
+        payload = bytearray([0xE0]) + size.to_bytes(8, "little") + payload[2:]
+    return bytes(d[:pos]) + bytes(payload)
+
+
+def _random_payload(d, corpus, rnd):
+    header, pos = unpack_header(bytes(d))
+    n = rnd.choice([0, 1, 2, 5, pos, len(d) - pos, len(d) - pos + 1, 300])
+    return bytes(d[:pos]) + bytes(rnd.randrange(256) for _ in range(max(n, 0)))
+
+
+def _random_bytes(d, corpus, rnd):
+    n = rnd.choice([0, 1, 2, 6, 7, 8, 20, 64])
+    prefix = b"IC\x01" if rnd.random() < 0.7 else b""
+    return prefix + bytes(rnd.randrange(256) for _ in range(n))
+
+
+MUTATORS = [_bitflip, _bitflip, _byte_set, _truncate, _extend, _insert_delete, _splice, _random_header,
+            _flags_sweep, _size_extreme, _zstd_header, _random_payload, _random_bytes]
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout()
+
+
+def run(n: int, seed: int, timeout: float = 10.0, progress: bool = False) -> dict:
+    """Fuzz n inputs; returns the summary (counts, findings)."""
+    torch.set_num_threads(1)
+    rnd = random.Random(seed)
+    rng = np.random.default_rng(seed)
+    models = [tiny_model(seed, 8), tiny_model(seed + 1, 96)]
+    codecs = [Codec(m, "cpu") for m in models]
+    corpora = [seed_corpus(m, rng) for m in models]
+    seeds_by_encoding = collections.Counter(ENCODING_NAMES[unpack_header(f)[0].encoding] for c in corpora for f in c)
+    for c, codec in zip(corpora, codecs):  # the seeds themselves must decode
+        for f in c:
+            codec.decompress(f)
+    outcomes = collections.Counter()
+    by_mutator: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    messages = collections.Counter()
+    findings = []
+    slowest = 0.0
+    use_alarm = hasattr(signal, "SIGALRM")
+    if use_alarm:
+        signal.signal(signal.SIGALRM, _alarm)
+    t0 = time.perf_counter()
+    for i in range(n):
+        k = rnd.randrange(len(codecs))
+        name, data = mutate(rnd.choice(corpora[k]), corpora[k], rnd)
+        t = time.perf_counter()
+        try:
+            if use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, timeout)
+            pixels = codecs[k].decompress(data, original_size=True)
+            if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+                raise RuntimeError(f"decoded to {pixels.dtype} {pixels.shape}")
+            outcome = "decoded"
+        except InvcompError as e:
+            outcome = "refused"
+            messages[re.sub(r"\d+", "N", str(e).split("(")[0].strip())] += 1
+        except _Timeout:
+            outcome = "finding"
+            findings.append({"mutator": name, "input": data.hex(), "error": f"took more than {timeout} s"})
+        except Exception as e:  # noqa: BLE001 - any other exception is what we are looking for
+            outcome = "finding"
+            findings.append({"mutator": name, "input": data.hex(), "error": f"{type(e).__name__}: {e}",
+                             "where": traceback.format_exc().strip().splitlines()[-3].strip()})
+        finally:
+            if use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        slowest = max(slowest, time.perf_counter() - t)
+        outcomes[outcome] += 1
+        by_mutator[name][outcome] += 1
+        if progress and (i + 1) % 5000 == 0:
+            print(f"{i + 1}/{n} inputs, {dict(outcomes)}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return {
+        "format": "icz", "inputs": n, "seed": seed, "seconds": round(time.perf_counter() - t0, 1),
+        "outcomes": dict(outcomes), "findings_count": len(findings), "findings": findings[:50],
+        "by_mutator": {k: dict(v) for k, v in sorted(by_mutator.items())},
+        "refusal_messages": dict(messages.most_common(40)),
+        "seed_files": sum(len(c) for c in corpora), "seed_files_by_encoding": dict(seeds_by_encoding),
+        "models": [{"latent": m.config.latent_dim, "width": m.config.width} for m in models],
+        "slowest_input_seconds": round(slowest, 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "torch": torch.__version__,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-n", type=int, default=100_000, help="inputs to try")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=10.0, help="seconds per input before it counts as a hang")
+    ap.add_argument("--out", type=Path, default=Path("results/fuzz_icz.json"))
+    args = ap.parse_args(argv)
+    summary = run(args.n, args.seed, args.timeout, progress=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.out, (json.dumps(summary, indent=2) + "\n").encode())
+    o = summary["outcomes"]
+    print(f"{summary['inputs']} inputs in {summary['seconds']} s: {o.get('decoded', 0)} decoded, "
+          f"{o.get('refused', 0)} refused with InvcompError, {o.get('finding', 0)} findings; "
+          f"slowest {summary['slowest_input_seconds']} s, peak RSS {summary['peak_rss_mb']} MB -> {args.out}")
+    for f in summary["findings"][:10]:
+        print(f"  finding ({f['mutator']}): {f['error']}  input {f['input'][:80]}")
+    return 1 if summary["findings_count"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
