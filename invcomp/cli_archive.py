@@ -369,8 +369,6 @@ def pack(
         if partial.exists() and not resume:
             raise InvcompError(f"{partial} exists (an interrupted pack): pass --resume to complete it, or delete it")
         items = [it for it in list_sources(sources) if in_shard(it.name, which)]
-        if not items:
-            raise InvcompError(f"shard {shard} of these sources is empty")
         inputs = {it.path.resolve() for it in items}
         if out.resolve() in inputs or partial.resolve() in inputs:
             raise InvcompError(f"{out}: refusing to overwrite an input file")
@@ -378,6 +376,13 @@ def pack(
         cfg = InversionConfig(bits=bits if bits is not None else codec.model.default_bits, steps=steps,
                               restarts=restarts, seed=seed)
         header = header_for(codec, cfg)
+        if not items:  # an empty shard: an empty archive, so that every job of an i/N array succeeds and merges
+            from .imageio import write_atomic
+
+            write_atomic(out, ar.build_archive(header, []))
+            notes(f"shard {shard} holds no pictures of these sources: wrote an empty archive")
+            _print_summary(_summary(out, 0.0, 0), as_json, notes)
+            return
         if resume and out.exists() and not partial.exists():  # finished earlier: a rerun is a no-op
             with ar.ArchiveReader(out) as r:
                 same = r.header == header and set(r.names()) == {it.name for it in items}

@@ -214,6 +214,12 @@ def test_add_and_merge_equal_a_single_pack(tmp_path, tiny_weights):
         _pack(s, [folder], tiny_weights, "--shard", f"{i}/3")
         shards.append(s)
     assert sum(len(_contents(s)) for s in shards) == 9 and all(_contents(s) for s in shards)
+    names = [p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.png")]
+    empty_shard = next(k for k in range(1, 1000) if all(zlib.crc32(n.encode()) % 999 != k - 1 for n in names))
+    empty = tmp_path / "empty.icza"
+    r = _pack(empty, [folder], tiny_weights, "--shard", f"{empty_shard}/999")
+    assert "no pictures" in r.stderr and _contents(empty) == {}
+    shards.append(empty)
     merged = tmp_path / "merged.icza"
     _run(["merge", *shards, "-o", merged])
     assert merged.read_bytes() == whole.read_bytes()
