@@ -27,7 +27,7 @@ import os
 import struct
 import tempfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -272,10 +272,10 @@ def level_counts(codes: Iterable[np.ndarray], bits: int) -> np.ndarray:
 
 # --- records, chunks and segments ---------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Record:
     name: str
-    codes: np.ndarray = field(compare=False)  # (latent_dim,) int64, each < 2**bits
+    codes: np.ndarray  # (latent_dim,) int64, each < 2**bits
 
 
 def _check(name: bytes, payload: bytes) -> int:
@@ -738,7 +738,7 @@ def chunk_data_intact(data, chunk: Chunk) -> bool:
 
 # --- writing --------------------------------------------------------------------------------
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path.parent if str(path.parent) else ".", os.O_RDONLY)
     except OSError:
@@ -787,7 +787,7 @@ def create_archive(path: Path, header: ArchiveHeader) -> None:
         write_atomic(path, archive_start(header))
     except OSError as e:
         raise InvcompError(f"{path}: cannot write ({e.strerror or e})") from None
-    _fsync_dir(path)
+    fsync_dir(path)
 
 
 def append_segment(path: Path, segment: bytes, records: int) -> None:
@@ -872,7 +872,7 @@ def _write_segment_file(path: Path, header: ArchiveHeader, sources: Sequence[Arc
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path)
+        fsync_dir(path)
     except BaseException:
         try:
             os.unlink(tmp)

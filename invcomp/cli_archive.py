@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
-import os
 import time
 import zipfile
 import zlib
@@ -21,9 +20,9 @@ import typer
 
 from . import archive as ar
 from .cli import _progress_bar, app, fail
+from .datasets import list_image_files
 from .errors import InvcompError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm"}
 MAX_NOTES = 5
 
 
@@ -130,8 +129,7 @@ def list_sources(sources: Sequence[Path]) -> list[Item]:
                 raise InvcompError(f"{src}: no file matches")
         for p in paths:
             if p.is_dir():
-                found = sorted(f for f in p.rglob("*") if f.is_file() and (f.suffix.lower() in IMAGE_SUFFIXES))
-                items += [Item(f.relative_to(p).with_suffix("").as_posix(), f) for f in found]
+                items += [Item(f.relative_to(p).with_suffix("").as_posix(), f) for f in list_image_files(p)]
             elif not p.exists():
                 raise InvcompError(f"{p}: no such file")
             elif p.suffix.lower() == ".npz":
@@ -432,7 +430,7 @@ def pack(
                 raise InvcompError("no image could be read; nothing packed")
             ar.write_compacted(out, header, [r])
         partial.unlink()
-        ar._fsync_dir(out)
+        ar.fsync_dir(out)
         _print_summary(_summary(out, time.perf_counter() - t0, result.pictures), as_json, notes)
     except InvcompError as e:
         notes.finish()
