@@ -130,7 +130,7 @@ def ablate(
                 at_keep = float(k)
             except ValueError:
                 raise InvcompError(f"--loss-at must look like random:0.03, not {loss_at!r}") from None
-        configs = [MaskOptions(s, k, a, losses[0], seed=seed) for s in schemes for k in keeps for a in assists]
+        configs = [MaskOptions(s, k, a, losses[0], seed=seed) for k in keeps for a in assists for s in schemes]
         configs += [MaskOptions(at_scheme, at_keep, assists[0], lo, seed=seed) for lo in losses[1:]]
         src = resolve_data_path(data)
         images, _, _ = load_collection([src], codec.resolution)
@@ -138,6 +138,21 @@ def ablate(
         count = len(images)
         s = codec.resolution
         rows: list[Row] = []
+        out.mkdir(parents=True, exist_ok=True)
+        stem = f"ablate_{codec.model.name}_{Path(src).stem}" + (f"_n{n}" if n != 200 else "")
+        t_start = time.perf_counter()
+
+        def save(final: bool) -> dict:
+            """Rewrite JSON and Markdown (after every run, so a long ablation can be read while it goes)."""
+            report = {"data": src.name, "images": count, "model": model, "device": str(codec.device),
+                      "config": {"latent_bits": cfg.bits, "steps": cfg.steps, "restarts": cfg.restarts, "seed": seed,
+                                 "losses_at": f"{at_scheme}:{at_keep:g}"},
+                      "complete": final, "seconds": round(time.perf_counter() - t_start, 1),
+                      "rows": [asdict(r) for r in rows]}
+            write_atomic(out / f"{stem}.json", (json.dumps(report, indent=2) + "\n").encode())
+            write_atomic(out / f"{stem}.md", _markdown(rows).encode())
+            write_atomic(out / f"{stem}.png", _figure_png(figure, fig_n))
+            return report
         figure: list[tuple[str, list[np.ndarray]]] = []
         fig_n = min(figure_images, count)
         blank = np.full((s, s, 3), 255, np.uint8)
@@ -172,15 +187,16 @@ def ablate(
                                 round(float(ssim.mean()), 4), frac, kp, ks, round(float(wb.mean()), 2),
                                 round(float(wp.mean()), 3), round(float(ws.mean()), 4), round(float(jb.mean()), 2),
                                 round(float(jp.mean()), 3), round(float(js.mean()), 4)))
+                save(False)
 
             # plain invcomp at several latent bit depths (one run serves all depths)
             cands = codec.compress_candidates(list(images), base_bits, cfg, batch_size, advance)
             for j, b in enumerate(dict.fromkeys(base_bits)):
                 files = [c[j].data for c in cands]
                 decoded = np.stack([codec.decompress(f) for f in files])
-                add_row(f"invcomp {b}-bit latent", "none", 0.0, "ssim+mse", 0, b, files, decoded, None)
                 if b == cfg.bits:
                     figure.append((f"plain {b}-bit", [x for i in range(fig_n) for x in (images[i], blank, blank, decoded[i])]))
+                add_row(f"invcomp {b}-bit latent", "none", 0.0, "ssim+mse", 0, b, files, decoded, None)
             for opts in configs:
                 files = compress_masked(codec, list(images), [None] * count, opts, cfg, None, batch_size, advance)
                 decoded = np.stack([codec.decompress(f) for f in files])
@@ -196,18 +212,9 @@ def ablate(
                         shown += [images[i], mask_img, assist_img, decoded[i]]
                 label = f"{opts.scheme} {opts.keep:g}, {opts.assist_bits}-bit pixels" + \
                     (f", {opts.loss}" if opts.loss != losses[0] else "")
-                add_row(label, opts.scheme, opts.keep, opts.loss, opts.assist_bits, cfg.bits, files, decoded, kept_masks)
                 figure.append((label, shown))
-        seconds = time.perf_counter() - t0
-        out.mkdir(parents=True, exist_ok=True)
-        stem = f"ablate_{codec.model.name}_{Path(src).stem}" + (f"_n{n}" if n != 200 else "")
-        report = {"data": src.name, "images": count, "model": model, "device": str(codec.device),
-                  "config": {"latent_bits": cfg.bits, "steps": cfg.steps, "restarts": cfg.restarts, "seed": seed,
-                             "losses_at": f"{at_scheme}:{at_keep:g}"},
-                  "seconds": round(seconds, 1), "rows": [asdict(r) for r in rows]}
-        write_atomic(out / f"{stem}.json", (json.dumps(report, indent=2) + "\n").encode())
-        write_atomic(out / f"{stem}.md", _markdown(rows).encode())
-        write_atomic(out / f"{stem}.png", _figure_png(figure, fig_n))
+                add_row(label, opts.scheme, opts.keep, opts.loss, opts.assist_bits, cfg.bits, files, decoded, kept_masks)
+        report = save(True)
         typer.echo(json.dumps(report, indent=2) if as_json else _markdown(rows) + f"\n-> {out / stem}.{{json,md,png}}")
     except InvcompError as e:
         fail(str(e))
