@@ -459,3 +459,19 @@ def test_header_must_match_its_generator(tmp_path, tiny_weights, npz):
     bad.write_bytes(ar.build_archive(forged, [ar.Record(x.name, x.codes[:5]) for x in recs]))
     r = runner.invoke(app, ["unpack", str(bad), "-m", str(tiny_weights), "--device", "cpu"])
     assert r.exit_code == 2 and "differ from its generator" in r.stderr
+
+
+def test_npz_rows_stream_exactly_what_np_load_gives(tmp_path):
+    from invcomp.cli_archive import NpzRows, list_sources
+
+    path = tmp_path / "rows.npz"
+    images = _images(9, seed=2)
+    np.savez_compressed(path, images=images, image_ids=np.arange(100, 109))
+    rows = NpzRows(path)
+    for i in [0, 1, 5, 8, 2, 2, 7]:  # forward, skipping, and back (re-opened)
+        assert np.array_equal(rows.row(i), images[i])
+    rows.close()
+    assert [it.name for it in list_sources([path])] == [f"image_{i:05d}" for i in range(100, 109)]
+    np.savez_compressed(path, images=images.astype(np.float32))
+    with pytest.raises(InvcompError, match="must be uint8"):
+        NpzRows(path)
