@@ -59,6 +59,8 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
         raise InvcompError(f"{p}: no such file")
     if p.is_dir():
         raise InvcompError(f"{p}: is a folder, not an image")
+    if p.stat().st_size == 0:
+        raise InvcompError(f"{p}: empty file, not an image")
     Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
     try:
         with warnings.catch_warnings():
@@ -79,7 +81,7 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
     except PermissionError:
         raise InvcompError(f"{p}: permission denied") from None
     except UnidentifiedImageError:
-        raise InvcompError(f"{p}: not a readable image (not PNG, JPEG, WebP, BMP, TIFF, GIF or PPM)") from None
+        raise InvcompError(f"{p}: not a readable image (damaged, or not PNG, JPEG, WebP, BMP, TIFF, GIF or PPM)") from None
     except MemoryError:
         raise InvcompError(f"{p}: image too large to decode in memory") from None
     except Exception as e:  # noqa: BLE001 - Pillow's parsers raise many types (struct.error, IndexError, ...) on damaged files
