@@ -6,6 +6,7 @@ Starts compared (held-out images: the last 200 of the training file, never train
   random     use_encoder=False, restarts=1
   restarts4  use_encoder=False, restarts=4 (4x the image-steps per image)
   encoder    the encoder's guess E(x), restarts=1
+  (and variants of the encoder start: learning rate, no latent noise, one extra random start)
 Each point is a separate run at that step count (the learning-rate schedule depends on the
 total), fitted and decoded through the codec at the model's default bits; SSIM/PSNR are of
 the decoded files. Time is measured wall-clock per image at batch `--batch-size`; on a shared
@@ -37,6 +38,12 @@ SERIES = {
     "encoder": (dict(use_encoder=True, restarts=1), [0, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500]),
     "encoder_lr0.1": (dict(use_encoder=True, restarts=1, lr=0.1), [10, 20, 30, 50, 100]),
     "encoder_lr0.02": (dict(use_encoder=True, restarts=1, lr=0.02), [20, 30, 50, 100]),
+    "encoder_nonoise": (dict(use_encoder=True, restarts=1, noise=0.0), [30, 50, 75, 100]),
+    "encoder_lr0.1_nonoise": (dict(use_encoder=True, restarts=1, lr=0.1, noise=0.0), [30, 50, 75]),
+    "encoder+1random": (dict(use_encoder=True, restarts=2), [30, 50, 75]),
+    # a check of the chosen default on other held-out images (--from-start)
+    "random500": (dict(use_encoder=False, restarts=1), [500]),
+    "encoder_check": (dict(use_encoder=True, restarts=1), [50, 75, 100]),
 }
 
 
@@ -78,6 +85,7 @@ def plot(report: dict, path: Path) -> None:
         ax.axhline(ref - report["tolerance"], color="grey", lw=0.8, ls=":", label=f"- {report['tolerance']}")
         ax.set_ylabel("mean SSIM (decoded, %d bits)" % report["bits"])
         ax.grid(alpha=0.3)
+        ax.set_ylim(bottom=ref - 0.15)  # the region that matters; far-off points are clipped
     axes[0].set_xscale("symlog", linthresh=10)
     axes[0].set_xlim(left=0)
     axes[0].set_xlabel("generator steps per image (steps x restarts)")
@@ -100,27 +108,41 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--tolerance", type=float, default=0.01)
     ap.add_argument("--series", default=",".join(SERIES))
+    ap.add_argument("--from-start", action="store_true", help="the first N held-out images instead of the last N")
+    ap.add_argument("--steps-list", default=None, help="comma-separated step counts replacing the series' own")
+    ap.add_argument("--merge", action="store_true", help="add the series to the existing JSON (same images)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--out", type=Path, default=Path("results/steps_vs_quality"))
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     images, _ = load_npz_images(resolve_data_path(args.data))
-    images = images[-args.holdout:][-args.n:]
+    images = images[-args.holdout:][: args.n] if args.from_start else images[-args.holdout:][-args.n:]
     codec = Codec(resolve_model(args.model), "cpu")
     base = InversionConfig(bits=codec.model.default_bits)
     report = {"model": args.model, "data": args.data, "images": len(images), "holdout": args.holdout,
+              "which": f"{'first' if args.from_start else 'last'} {len(images)} of the last {args.holdout}",
               "bits": base.bits, "batch_size": args.batch_size, "threads": torch.get_num_threads(),
               "tolerance": args.tolerance, "series": {}}
+    if args.merge and args.out.with_suffix(".json").exists():
+        old = json.loads(args.out.with_suffix(".json").read_text())
+        if (old["model"], old["data"], old["images"], old["bits"]) != (args.model, args.data, len(images), base.bits):
+            raise SystemExit("--merge: the existing report is for other images or settings")
+        report["series"] = old["series"]
     names = args.series.split(",")
     for name in names:
         overrides, steps_list = SERIES[name]
-        report["series"][name] = []
+        if args.steps_list:
+            steps_list = [int(v) for v in args.steps_list.split(",")]
+        done = {r["steps"]: r for r in report["series"].get(name, [])}  # --merge: earlier points kept
         for steps in steps_list:
+            done.pop(steps, None)
             row = run_point(codec, images, replace(base, steps=steps, **overrides), args.batch_size)
-            report["series"][name].append(row)
+            row["settings"] = {**overrides, "steps": steps}
+            done[steps] = row
+            report["series"][name] = sorted(done.values(), key=lambda r: r["steps"])
             print(name, {k: v for k, v in row.items() if k != "per_image_ssim"}, file=sys.stderr, flush=True)
-    reference = next((r for r in report["series"].get("random", []) if r["steps"] == 500), None)
+    reference = next((r for name in ("random", "random500") for r in report["series"].get(name, []) if r["steps"] == 500), None)
     if reference:
         report["reference_ssim"] = reference["ssim"]
         report["choices"] = {name: choose(rows, reference["ssim"], args.tolerance)
