@@ -25,6 +25,7 @@ class ModelInfo:
     encoder_sha256: str | None = None
     default_bits: int = 4
     domain: str = ""
+    test_data: str = ""  # the held-out test file of its domain (in the data folder)
 
     @property
     def fingerprint(self) -> bytes:
@@ -36,7 +37,12 @@ REGISTRY: dict[str, ModelInfo] = {
     for m in [
         ModelInfo("airplanes32", "airplanes32.pt", 32, 96, "d7a577045bad3f3b21a52d2964d51234899734036c77bae702a38898e79fc11b",
                   "airplanes32.encoder.pt", "455af44a27fdd7e22e54373e11757d1a2306a521faa949568b4a37131232f183",
-                  default_bits=3, domain="CIFAR-10 airplanes (pretrained/airplanes32.md)"),
+                  default_bits=3, domain="CIFAR-10 airplanes (pretrained/airplanes32.md)",
+                  test_data="cifar10_airplane_test.npz"),
+        ModelInfo("automobiles32", "automobiles32.pt", 32, 96, "09b0978e4a431ae5b7335daec612636dca6505da8f577471ae331856b0b17681",
+                  "automobiles32.encoder.pt", "7604a107ba9f17d2ae173247f8b5093114a9a42a26eceda29227d63a2846d604",
+                  default_bits=3, domain="CIFAR-10 automobiles (pretrained/automobiles32.md)",
+                  test_data="cifar10_automobile_test.npz"),
     ]
 }
 

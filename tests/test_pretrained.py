@@ -1,4 +1,4 @@
-"""Marked tests: the committed airplanes32 weights on real held-out test airplanes."""
+"""Marked tests: every registered model on real held-out test images of its domain."""
 import numpy as np
 import pytest
 
@@ -13,29 +13,35 @@ from conftest import DATA
 
 pytestmark = pytest.mark.pretrained
 
+# Lower bounds on the mean over the first 8 test images at the model's default settings,
+# a few hundredths below what was measured (docs/RESULTS.md has the full test files; WebP q0
+# on these domains: SSIM 0.55-0.68 at 88-212 bytes).
+BANDS = {  # name: (mean SSIM >, mean PSNR >)
+    "airplanes32": (0.76, 20.5),
+    "automobiles32": (0.72, 16.0),
+}
 
-@pytest.fixture(scope="module")
-def airplanes():
-    path = DATA / "cifar10_airplane_test.npz"
+
+def test_every_registered_model_has_a_band():
+    assert set(BANDS) == set(REGISTRY)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_model_reproduces_held_out_images_within_band(name):
+    info = REGISTRY[name]
+    path = DATA / info.test_data
     if not path.exists():
         pytest.skip(f"{path} not found (set INVCOMP_DATA)")
-    return load_npz_images(path)[0][:8]
-
-
-def test_registry_lists_airplanes32_and_weights_check():
-    info = REGISTRY["airplanes32"]
-    model = load_model("airplanes32")
+    images = load_npz_images(path)[0][:8]
+    model = load_model(name)
     assert model.sha256 == info.sha256 and model.config.latent_dim == info.latent_dim
-
-
-def test_fits_real_airplanes_within_quality_band(airplanes):
-    codec = Codec("airplanes32", "cpu")
-    files = codec.compress_batch(list(airplanes), InversionConfig(bits=3))
+    codec = Codec(name, "cpu")
+    files = codec.compress_batch(list(images), InversionConfig(bits=info.default_bits))
     decoded = np.stack([decompress(f) for f in files])
-    psnr, ssim = image_quality(airplanes, decoded)
-    sizes = [len(f) for f in files]
-    assert all(unpack_header(f)[0].fingerprint == codec.model.fingerprint for f in files)
-    assert max(sizes) <= 7 + 36  # never more than the raw 3-bit packing of 96 codes
-    # WebP q0 on these images spends ~88 bytes for SSIM ~0.68; we must do better on fewer bytes
-    assert ssim.mean() > 0.70, ssim
-    assert psnr.mean() > 19.0, psnr
+    psnr, ssim = image_quality(images, decoded)
+    assert all(unpack_header(f)[0].fingerprint == model.fingerprint for f in files)
+    raw = 7 + (info.latent_dim * info.default_bits + 7) // 8
+    assert max(len(f) for f in files) <= raw  # never more than the raw bit packing
+    min_ssim, min_psnr = BANDS[name]
+    assert ssim.mean() > min_ssim, ssim
+    assert psnr.mean() > min_psnr, psnr
