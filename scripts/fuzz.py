@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Mutation fuzzer for the .icz decoder: every input must decode or raise InvcompError.
+"""Mutation fuzzer for the .icz and .icza decoders: every input must decode or raise InvcompError.
 
-    .venv/bin/python scripts/fuzz.py                      # 100,000 inputs, seed 0 -> results/fuzz_icz.json
+    .venv/bin/python scripts/fuzz.py                      # 100,000 .icz inputs, seed 0 -> results/fuzz_icz.json
+    .venv/bin/python scripts/fuzz.py --format icza        # 100,000 archives -> results/fuzz_icza.json
     .venv/bin/python scripts/fuzz.py -n 2000 --seed 1 --out /tmp/f.json
 
 It builds valid .icz files (all three payload encodings, bit depths 2..12, with and without an
@@ -13,6 +14,14 @@ generators are tiny (width 8) so that the run takes minutes; the bitstream path 
 for the pretrained models. Anything other than a decoded uint8 image or an InvcompError is a
 finding; so is an input that takes longer than --timeout seconds. Findings are saved (hex) in
 the JSON summary.
+
+For archives (--format icza) the corpus is real archives (one and two segments, several chunks,
+bit depths 2..12, names with folders and number runs) written by the archive writers; besides
+the generic mutations, blocks are rewritten with a hostile field (counts, lengths, offsets set
+to extremes) *and a recomputed crc32*, so the parser sees hostile sizes that pass the checksums.
+Each input is opened with ArchiveReader and goes through everything `ls`, `verify` and `unpack`
+do: names, record sizes, verify(), every record's codes, the generator check and decoding of
+a few pictures with the tiny generator.
 """
 from __future__ import annotations
 
@@ -26,6 +35,7 @@ import signal
 import sys
 import time
 import traceback
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -267,14 +277,236 @@ def run(n: int, seed: int, timeout: float = 10.0, progress: bool = False, resize
     }
 
 
+# --- .icza archives ----------------------------------------------------------------------------
+
+_BLOCK_MAGICS = (b"ICZA", b"ICZM", b"ICZS", b"ICZC")
+EXTREME_INTS = [0, 1, 2, 127, 128, 255, 256, 4095, 4096, 4097, 65535, 65536, 10**9, (1 << 31) - 1, 1 << 31,
+                (1 << 32) - 1, 1 << 40, (1 << 63) - 1, (1 << 64) - 1]
+
+
+def archive_corpus(model: Model, rng: np.random.Generator, folder: Path) -> list[bytes]:
+    """Archives written by the real writers: build_archive (what pack writes) for several bit
+    depths and chunk sizes, and a two-segment archive made with create_archive + append_segment."""
+    from invcomp import archive as ar
+
+    n, r = model.config.latent_dim, model.config.latent_range
+    names = ["a", "b/c", "img001", "img002", "img010", "photos/x9", "zé"]
+    out = []
+    for bits in (2, 3, 4, 8, 12):
+        header = ar.ArchiveHeader(model.sha256, model.name, model.config.resolution, n, float(r), bits,
+                                  ar.canonical_config({"bits": bits, "steps": 10}))
+        top = (1 << bits) - 1
+        records = [ar.Record(nm, rng.integers(0, top + 1, n) if i % 2 else
+                             np.clip(np.round(rng.normal(top / 2, top / 8, n)), 0, top).astype(np.int64))
+                   for i, nm in enumerate(names)]
+        for chunk in (2, 128):
+            out.append(ar.build_archive(header, records, chunk))
+        path = folder / f"two{bits}.icza"
+        ar.create_archive(path, header)
+        ar.append_segment(path, ar.encode_segment(records[:3], bits, r, 2), 3)
+        ar.append_segment(path, ar.encode_segment(records[3:], bits, r, 1), len(records) - 3)
+        out.append(path.read_bytes())
+    return out
+
+
+def _blocks(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of every well-formed block."""
+    from invcomp import archive as ar
+
+    found = []
+    for magic in _BLOCK_MAGICS:
+        pos = data.find(magic)
+        while pos >= 0:
+            blk = ar._block_at(data, pos, magic)
+            if blk:
+                found.append((pos, blk[1]))
+            pos = data.find(magic, pos + 1)
+    return found
+
+
+def _reblock(d: bytearray, start: int, end: int) -> None:
+    """Recompute the length and crc32 of the block d[start:end] (after its payload was edited)."""
+    length = end - start - 12
+    d[start + 4 : start + 8] = length.to_bytes(4, "little")
+    d[end - 4 : end] = zlib.crc32(bytes(d[start : end - 4])).to_bytes(4, "little")
+
+
+def _field_extreme(d, corpus, rnd):
+    """A little-endian integer field inside a block's payload set to an extreme, crc32 fixed."""
+    blocks = _blocks(bytes(d))
+    if not blocks:
+        return bytes(d)
+    start, end = rnd.choice(blocks)
+    payload_len = end - start - 12
+    width = rnd.choice([1, 2, 4, 8])
+    if payload_len < width:
+        return bytes(d)
+    at = start + 8 + rnd.randrange(payload_len - width + 1)
+    if rnd.random() < 0.5:  # the block's own fixed fields come first: aim there often
+        at = start + 8 + rnd.choice([0, 4, 8, 12, 16, 20]) if payload_len >= 28 else at
+        at = min(at, end - 4 - width)
+    value = rnd.choice(EXTREME_INTS) & ((1 << (8 * width)) - 1)
+    d[at : at + width] = value.to_bytes(width, "little")
+    _reblock(d, start, end)
+    return bytes(d)
+
+
+def _length_extreme(d, corpus, rnd):
+    """A block's u32 length set to an extreme (checksum left as it was)."""
+    blocks = _blocks(bytes(d))
+    if not blocks:
+        return bytes(d)
+    start, end = rnd.choice(blocks)
+    value = rnd.choice([0, 1, end - start - 13, end - start - 11, 1 << 20, (1 << 32) - 1])
+    d[start + 4 : start + 8] = max(value, 0).to_bytes(4, "little")
+    return bytes(d)
+
+
+def _payload_edit_rechecked(d, corpus, rnd):
+    """Random bytes flipped inside a block's payload, crc32 fixed (damage the checksums miss)."""
+    blocks = _blocks(bytes(d))
+    if not blocks:
+        return bytes(d)
+    start, end = rnd.choice(blocks)
+    if end - start <= 12:
+        return bytes(d)
+    for _ in range(rnd.choice([1, 1, 2, 4])):
+        i = start + 8 + rnd.randrange(end - start - 12)
+        d[i] ^= 1 << rnd.randrange(8)
+    _reblock(d, start, end)
+    return bytes(d)
+
+
+def _block_drop_or_dup(d, corpus, rnd):
+    blocks = _blocks(bytes(d))
+    if not blocks:
+        return bytes(d)
+    start, end = rnd.choice(blocks)
+    if rnd.random() < 0.5:
+        return bytes(d[:start] + d[end:])
+    return bytes(d[:end] + d[start:end] + d[end:])
+
+
+def _archive_random_bytes(d, corpus, rnd):
+    n = rnd.choice([0, 3, 4, 12, 64, 300])
+    return (b"ICZA" if rnd.random() < 0.7 else b"") + bytes(rnd.randrange(256) for _ in range(n))
+
+
+ARCHIVE_MUTATORS = [_bitflip, _bitflip, _byte_set, _truncate, _extend, _insert_delete, _splice, _field_extreme,
+                    _field_extreme, _length_extreme, _payload_edit_rechecked, _block_drop_or_dup, _archive_random_bytes]
+
+
+def _read_archive(path: Path, model: Model) -> int:
+    """What ls, verify and unpack do with an archive; returns the pictures whose codes decode."""
+    from invcomp import archive as ar
+    from invcomp.cli_archive import decode_pixels, model_for_archive
+
+    with ar.ArchiveReader(path) as r:
+        h = r.header
+        h.settings()
+        names = r.names()
+        for name in names:
+            r.record_bytes(name)
+        r.verify()
+        decoded = []
+        for name in names:
+            try:
+                codes = r.codes(name)
+            except InvcompError:
+                continue
+            if codes.shape != (h.latent_dim,) or codes.min() < 0 or codes.max() >= 1 << h.bits:
+                raise RuntimeError(f"record {name!r} decoded to codes out of range")
+            decoded.append(codes)
+        if decoded:
+            pixels = decode_pixels(model_for_archive(h, model, "cpu"), decoded[0], h.bits)
+            if pixels.shape != (h.resolution, h.resolution, 3) or pixels.dtype != np.uint8:
+                raise RuntimeError(f"a picture decoded to {pixels.dtype} {pixels.shape}")
+        return len(decoded)
+
+
+def run_archive(n: int, seed: int, timeout: float = 10.0, progress: bool = False, folder: Path | None = None) -> dict:
+    """Fuzz n archives; returns the summary (counts, findings)."""
+    import tempfile
+
+    torch.set_num_threads(1)
+    rnd = random.Random(seed)
+    rng = np.random.default_rng(seed)
+    model = tiny_model(seed + 1, 16)
+    base = Path(folder or ("/dev/shm" if Path("/dev/shm").is_dir() else tempfile.gettempdir()))
+    with tempfile.TemporaryDirectory(dir=base, prefix="invcomp-fuzz-") as tmp:
+        tmp = Path(tmp)
+        corpus = archive_corpus(model, rng, tmp)
+        target = tmp / "input.icza"
+        for data in corpus:  # the seeds themselves must read back intact
+            target.write_bytes(data)
+            if _read_archive(target, model) != 7:
+                raise RuntimeError("a seed archive does not read back")
+        return _fuzz_loop(n, rnd, timeout, progress, "icza", lambda: rnd.choice(corpus), corpus, ARCHIVE_MUTATORS,
+                          lambda data: (target.write_bytes(data), _read_archive(target, model))[1],
+                          {"seed_files": len(corpus), "models": [{"latent": 16, "width": 8}], "seed": seed})
+
+
+def _fuzz_loop(n, rnd, timeout, progress, fmt, pick, corpus, mutators, target, extra) -> dict:
+    outcomes = collections.Counter()
+    by_mutator: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    messages = collections.Counter()
+    findings = []
+    slowest = 0.0
+    use_alarm = hasattr(signal, "SIGALRM")
+    if use_alarm:
+        signal.signal(signal.SIGALRM, _alarm)
+    t0 = time.perf_counter()
+    for i in range(n):
+        kind = rnd.choice(mutators)
+        name, data = kind.__name__.lstrip("_"), kind(bytearray(pick()), corpus, rnd)
+        t = time.perf_counter()
+        try:
+            if use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, timeout)
+            target(data)
+            outcome = "decoded"
+        except InvcompError as e:
+            outcome = "refused"
+            messages[re.sub(r"\d+", "N", re.sub(r"^\S*: ", "", str(e)).split("(")[0].strip())] += 1
+        except _Timeout:
+            outcome = "finding"
+            findings.append({"mutator": name, "input": data.hex(), "error": f"took more than {timeout} s"})
+        except Exception as e:  # noqa: BLE001 - any other exception is what we are looking for
+            outcome = "finding"
+            findings.append({"mutator": name, "input": data.hex()[:20000], "error": f"{type(e).__name__}: {e}",
+                             "where": traceback.format_exc().strip().splitlines()[-3].strip()})
+        finally:
+            if use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        slowest = max(slowest, time.perf_counter() - t)
+        outcomes[outcome] += 1
+        by_mutator[name][outcome] += 1
+        if progress and (i + 1) % 5000 == 0:
+            print(f"{i + 1}/{n} inputs, {dict(outcomes)}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return {
+        "format": fmt, "inputs": n, "seconds": round(time.perf_counter() - t0, 1),
+        "outcomes": dict(outcomes), "findings_count": len(findings), "findings": findings[:50],
+        "by_mutator": {k: dict(v) for k, v in sorted(by_mutator.items())},
+        "refusal_messages": dict(messages.most_common(40)), **extra,
+        "slowest_input_seconds": round(slowest, 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "torch": torch.__version__,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=100_000, help="inputs to try")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds per input before it counts as a hang")
-    ap.add_argument("--out", type=Path, default=Path("results/fuzz_icz.json"))
+    ap.add_argument("--format", choices=["icz", "icza"], default="icz")
+    ap.add_argument("--out", type=Path, default=None, help="JSON summary (default results/fuzz_FORMAT.json)")
     args = ap.parse_args(argv)
-    summary = run(args.n, args.seed, args.timeout, progress=True)
+    args.out = args.out or Path(f"results/fuzz_{args.format}.json")
+    if args.format == "icz":
+        summary = run(args.n, args.seed, args.timeout, progress=True)
+    else:
+        summary = run_archive(args.n, args.seed, args.timeout, progress=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out, (json.dumps(summary, indent=2) + "\n").encode())
     o = summary["outcomes"]

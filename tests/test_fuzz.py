@@ -182,3 +182,31 @@ def test_fuzzer_finds_an_unbounded_decoder(monkeypatch):
     summary = fuzz.run(1000, seed=3, resize_limit=1_000_000)
     assert summary["findings_count"] > 0
     assert all(f["error"].startswith("MemoryError") for f in summary["findings"])
+
+
+def test_short_archive_fuzz_run_has_no_findings():
+    """The same for .icza archives: mutated archives (hostile fields with fixed-up checksums among
+    them) through everything ls, verify and unpack do."""
+    fuzz = _load_fuzz()
+    summary = fuzz.run_archive(400, seed=5)
+    assert summary["findings_count"] == 0, summary["findings"][:3]
+    assert summary["outcomes"]["decoded"] > 0 and summary["outcomes"]["refused"] > 0
+    assert set(summary["by_mutator"]) == {m.__name__.lstrip("_") for m in fuzz.ARCHIVE_MUTATORS}
+
+
+def test_archive_header_cannot_claim_a_huge_latent():
+    """Found by the archive fuzzer: a header (with a valid crc32) claiming 65535 latents made every
+    record decode 65535 codes (about a second each). The limit is now NetConfig's 1024."""
+    from invcomp import archive as ar
+    from invcomp.nets import NetConfig
+
+    with pytest.raises(InvcompError):
+        NetConfig(latent_dim=ar.MAX_LATENT + 1)
+    good = ar.ArchiveHeader("ab" * 32, "m", 32, 1024, 3.0, 4, "{}")
+    assert ar.decode_header(ar.encode_header(good)[8:-4]) == good
+    with pytest.raises(InvcompError, match="latent size"):
+        ar.ArchiveHeader("ab" * 32, "m", 32, 65535, 3.0, 4, "{}")
+    raw = bytearray(ar.encode_header(good)[8:-4])
+    raw[35:37] = (65535).to_bytes(2, "little")  # the u16 latent size after version, sha256, resolution
+    with pytest.raises(InvcompError, match="latent size"):
+        ar.decode_header(bytes(raw))
