@@ -240,22 +240,23 @@ def _envelope_at(nbytes: float, xs: list[float], ys: list[float]) -> float | Non
     return ys[-1] if nbytes >= xs[-1] else _interp(nbytes, xs, ys)
 
 
-def crossings(ours: list[dict], theirs: list[dict], metric: str) -> list[float]:
-    """Byte counts where the two curves (upper envelopes) cross, scanning both curves' points."""
+def crossings(ours: list[dict], theirs: list[dict], metric: str) -> dict:
+    """Where two curves meet, as quality at a byte budget (each codec's best point within it).
+
+    From the larger of the two lowest rates on, both are defined; returns who leads there
+    ("invcomp" or "other") and the budgets (mean bytes) where the lead changes hands.
+    """
     ox, oy = _upper_envelope(ours, metric)
     tx, ty = _upper_envelope(theirs, metric)
-    grid = sorted(set(ox + tx))
-    diffs = []
-    for b in grid:
-        a, c = _interp(b, ox, oy), _interp(b, tx, ty)
-        if a is not None and c is not None:
-            diffs.append((b, a - c))
-    out = []
+    start = max(ox[0], tx[0])
+    grid = sorted(b for b in set(ox + tx) if b >= start)
+    diffs = [(b, _envelope_at(b, ox, oy) - _envelope_at(b, tx, ty)) for b in grid]
+    changes = []
     for (b0, d0), (b1, d1) in zip(diffs, diffs[1:]):
-        if d0 == 0 or (d0 > 0) != (d1 > 0):
+        if (d0 > 0) != (d1 > 0):
             t = d0 / (d0 - d1) if d0 != d1 else 0.0
-            out.append(round(math.exp(math.log(b0) + t * (math.log(b1) - math.log(b0))), 1))
-    return out
+            changes.append(round(math.exp(math.log(b0) + t * (math.log(b1) - math.log(b0))), 1))
+    return {"from_bytes": round(start, 1), "leader": "invcomp" if diffs[0][1] > 0 else "other", "changes": changes}
 
 
 def analyse(rows: list[dict], default_bits: int) -> dict:
@@ -327,13 +328,20 @@ def markdown(rows: list[dict], analysis: dict) -> str:
                          for v in dom["violations"])) + ".")
     cross = analysis.get("crossings_bytes", {})
     if cross:
-        parts = []
+        lines.append("- Where the curves meet (quality at a byte budget: each codec's best point within it):")
         for name, c in cross.items():
-            s = ", ".join(f"{x:.0f} B" for x in c["ssim"]) or "none"
-            p = ", ".join(f"{x:.0f} B" for x in c["psnr"]) or "none"
-            parts.append(f"{name}: SSIM {s}; PSNR {p}")
-        lines.append("- Crossings with invcomp's curve (mean bytes, where both curves are defined): " + " | ".join(parts) + ".")
+            lines.append(f"  - {name}: " + "; ".join(f"{m.upper()} {_lead_text(name, c[m])}" for m in ("ssim", "psnr")))
     return "\n".join(lines) + "\n"
+
+
+def _lead_text(name: str, c: dict) -> str:
+    who = {"invcomp": "invcomp", "other": name}
+    text = f"{who[c['leader']]} above from {c['from_bytes']:.0f} B"
+    leader = c["leader"]
+    for b in c["changes"]:
+        leader = "other" if leader == "invcomp" else "invcomp"
+        text += f", {who[leader]} above from {b:.0f} B"
+    return text
 
 
 # --- figures --------------------------------------------------------------------------------

@@ -75,8 +75,13 @@ def test_crossings_and_target_analysis():
     ours = _rows("invcomp m", [(20, 0.6), (35, 0.75), (50, 0.8)])
     # a classic curve below ours at low rates that overtakes it at ~40 bytes
     theirs = _rows("Other", [(30, 0.5), (45, 0.85)])
-    (x,) = B.crossings(ours, theirs, "ssim")
+    c = B.crossings(ours, theirs, "ssim")
+    assert c["from_bytes"] == 30 and c["leader"] == "invcomp"
+    (x,) = c["changes"]
     assert 35 < x < 45
+    # a curve that starts beyond ours is compared with our best point (flat budget envelope)
+    later = B.crossings(ours, _rows("Late", [(80, 0.7), (120, 0.9)]), "ssim")
+    assert later["from_bytes"] == 80 and later["leader"] == "invcomp" and 80 < later["changes"][0] < 120
     webp = [{"codec": "WebP", "setting": 0, "label": "q0", "mean_bytes": 90.0, "ssim": 0.7, "psnr": 7.0}]
     a = B.analyse(ours + theirs + webp, default_bits=1)
     d = a["default_vs_webp_q0"]
