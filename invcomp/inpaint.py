@@ -116,17 +116,14 @@ def read_extension(ext: bytes, guide: np.ndarray) -> Kept:
     if pos >= len(ext):
         raise InvcompError("corrupt extension (no assistant pixel depth)")
     bits = ext[pos]
-    assistant.check_bits(bits) if 1 <= bits <= 8 else _bad_bits(bits)
+    if not assistant.MIN_BITS <= bits <= assistant.MAX_BITS:
+        raise InvcompError(f"corrupt extension (assistant pixel depth {bits})")
     mask = masks.render(spec, size, guide, user)
     predicted = assistant.quantize(guide[mask], bits)
     codes = assistant.unpack(bytes(ext[pos + 1 :]), predicted, bits)
     values = np.zeros_like(guide)
     values[mask] = assistant.dequantize(codes.reshape(-1, 3), bits)
     return Kept(spec, mask, bits, values)
-
-
-def _bad_bits(bits: int) -> None:
-    raise InvcompError(f"corrupt extension (assistant pixel depth {bits})")
 
 
 def paste(guide: np.ndarray, kept: Kept) -> np.ndarray:

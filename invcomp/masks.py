@@ -51,6 +51,8 @@ def spec_for(scheme: str, keep: float, size: int, seed: int = 0) -> MaskSpec:
     """The spec that keeps about `keep` (0 < keep <= 1) of the pixels of a size x size image."""
     if scheme == "user":
         return MaskSpec("user", 0)
+    if scheme not in SCHEMES:
+        raise InvcompError(f"unknown mask scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
     if not 0 < keep <= 1:
         raise InvcompError(f"--keep must be in (0, 1], not {keep}")
     if scheme == "center":
@@ -61,8 +63,7 @@ def spec_for(scheme: str, keep: float, size: int, seed: int = 0) -> MaskSpec:
         k = block_side(size)
         nblocks = (size // k) ** 2
         return MaskSpec(scheme, min(nblocks, max(1, round(keep * size * size / (k * k)))), k, seed)
-    MaskSpec(scheme, 0)  # raises for an unknown scheme
-    raise AssertionError("unreachable")
+    raise InvcompError(f"unknown mask scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
 
 
 _M64 = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
