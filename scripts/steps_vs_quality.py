@@ -74,9 +74,10 @@ def plot(report: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     ref = report["reference_ssim"]
+    rate = report.get("plot_rate")  # image-steps/s: time = work / rate (measured times on a shared CPU are noise)
     for name, rows in report["series"].items():
         xs = [r["image_steps_per_image"] for r in rows]
-        ts = [r["seconds_per_image"] * 1000 for r in rows]
+        ts = [(x / rate if rate else r["seconds_per_image"]) * 1000 for x, r in zip(xs, rows)]
         ys = [r["ssim"] for r in rows]
         axes[0].plot(xs, ys, "o-", label=name, ms=4)
         axes[1].plot(ts, ys, "o-", label=name, ms=4)
@@ -90,7 +91,8 @@ def plot(report: dict, path: Path) -> None:
     axes[0].set_xlim(left=0)
     axes[0].set_xlabel("generator steps per image (steps x restarts)")
     axes[1].set_xscale("log")
-    axes[1].set_xlabel(f"ms per image (batch {report['batch_size']}, {report['threads']} threads, shared CPU)")
+    axes[1].set_xlabel(f"ms per image at {rate:.0f} image-steps/s (speed bench, batch {report['batch_size']})" if rate
+                       else f"ms per image measured (batch {report['batch_size']}, {report['threads']} threads, shared CPU)")
     axes[0].legend(fontsize=8, loc="lower right")
     fig.suptitle(f"{report['model']}: {report['images']} held-out images")
     fig.tight_layout()
@@ -109,11 +111,21 @@ def main() -> None:
     ap.add_argument("--tolerance", type=float, default=0.01)
     ap.add_argument("--series", default=",".join(SERIES))
     ap.add_argument("--from-start", action="store_true", help="the first N held-out images instead of the last N")
+    ap.add_argument("--plot-rate", type=float, default=None,
+                    help="image-steps/s for the time axis (e.g. the speed bench's batch-64 rate); default: measured times")
+    ap.add_argument("--replot", action="store_true", help="only redraw the plot from the existing JSON")
     ap.add_argument("--steps-list", default=None, help="comma-separated step counts replacing the series' own")
     ap.add_argument("--merge", action="store_true", help="add the series to the existing JSON (same images)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--out", type=Path, default=Path("results/steps_vs_quality"))
     args = ap.parse_args()
+    if args.replot:
+        report = json.loads(args.out.with_suffix(".json").read_text())
+        if args.plot_rate:
+            report["plot_rate"] = args.plot_rate
+            write_atomic(args.out.with_suffix(".json"), (json.dumps(report, indent=1) + "\n").encode())
+        plot(report, args.out.with_suffix(".png"))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     images, _ = load_npz_images(resolve_data_path(args.data))
