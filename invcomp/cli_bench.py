@@ -27,8 +27,10 @@ def bench(
     out: Path = typer.Option(Path("results"), help="folder for JSON, Markdown and plots"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Rate-distortion sweep of invcomp's operating points beside JPEG, WebP, AVIF and JPEG 2000
-    (and 1/2, 1/4 downscaled WebP and JPEG): mean bytes, bpp, PSNR, SSIM, MS-SSIM per point.
+    """Rate-distortion sweep: invcomp's operating points beside JPEG, WebP, AVIF, JPEG 2000.
+
+    Also WebP and JPEG encoded at 1/2 and 1/4 size and upscaled (Lanczos) on decode. Per
+    point: mean bytes (whole files), bpp, PSNR, SSIM, MS-SSIM.
 
     Writes results/bench_<model>_<data>.{json,md}, RD plots (*_ssim.png, *_psnr.png) and a grid
     of reconstructions at matched bytes (*_grid.png). Each codec's measurements are cached
