@@ -88,7 +88,7 @@ def ablate(
     loss_list: str = typer.Option("ssim+mse", "--losses",
                                   help="comma-separated; the first for every run, the others at --loss-at"),
     loss_at: str = typer.Option("", help="scheme:keep where the other losses run (default: first scheme, middle keep)"),
-    baseline_bits: str = typer.Option("3,4,5,6", help="plain invcomp at these latent bit depths"),
+    baseline_bits: str = typer.Option("3,4,5,6", help="plain invcomp at these latent bit depths (\"\" for none)"),
     n: int = typer.Option(200, help="first N images"),
     bits: Optional[int] = typer.Option(None, help="latent bits of the masked runs (default: the model's)"),
     steps: int = typer.Option(100),
@@ -157,7 +157,7 @@ def ablate(
         fig_n = min(figure_images, count)
         blank = np.full((s, s, 3), 255, np.uint8)
         with _progress_bar("ablate") as bar:
-            task = bar.add_task("ablate", total=count * (len(configs) + 1), rate="")
+            task = bar.add_task("ablate", total=count * (len(configs) + bool(base_bits)), rate="")
             t0 = time.perf_counter()
 
             def advance(k: int) -> None:
@@ -190,7 +190,7 @@ def ablate(
                 save(False)
 
             # plain invcomp at several latent bit depths (one run serves all depths)
-            cands = codec.compress_candidates(list(images), base_bits, cfg, batch_size, advance)
+            cands = codec.compress_candidates(list(images), base_bits, cfg, batch_size, advance) if base_bits else []
             for j, b in enumerate(dict.fromkeys(base_bits)):
                 files = [c[j].data for c in cands]
                 decoded = np.stack([codec.decompress(f) for f in files])
