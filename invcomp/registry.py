@@ -43,6 +43,10 @@ REGISTRY: dict[str, ModelInfo] = {
                   "automobiles32.encoder.pt", "7604a107ba9f17d2ae173247f8b5093114a9a42a26eceda29227d63a2846d604",
                   default_bits=3, domain="CIFAR-10 automobiles (pretrained/automobiles32.md)",
                   test_data="cifar10_automobile_test.npz"),
+        ModelInfo("flowers32", "flowers32.pt", 32, 128, "16c41f1444a1035b7501444cac14b2fce7ff8c0a2421f2c2a584cc8b591808d6",
+                  "flowers32.encoder.pt", "b952c5b07ba42e4d3e30f2894480c96b7b251f9d8c64e3aa730d935e6008a90c",
+                  default_bits=3, domain="Oxford flowers, 32x32 (pretrained/flowers32.md)",
+                  test_data="flowers_32_test.npz"),
     ]
 }
 
