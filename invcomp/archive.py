@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import zstandard
 
-from . import arith
+from . import arith, varint
 from .errors import InvcompError
 from .quantize import MAX_BITS, MIN_BITS
 
@@ -57,28 +57,8 @@ _MAX_STEP_DIGITS = 12  # names ending in up to this many digits may be coded as 
 
 # --- small pieces ---------------------------------------------------------------------
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def _read_varint(data: bytes, pos: int, limit: int = 1 << 40) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        if pos >= len(data):
-            raise InvcompError("corrupt archive (a number runs past its block)")
-        byte = data[pos]
-        value |= (byte & 0x7F) << shift
-        pos += 1
-        if not byte & 0x80:
-            break
-        shift += 7
-        if shift > 42:
-            raise InvcompError("corrupt archive (number too long)")
+    value, pos = varint.decode(data, pos, 7, "archive")
     if value > limit:
         raise InvcompError("corrupt archive (number out of range)")
     return value, pos
@@ -173,7 +153,7 @@ def encode_header(h: ArchiveHeader) -> bytes:
     name, cfg = h.model_name.encode("utf-8"), h.config.encode("utf-8")
     payload = (bytes([VERSION]) + bytes.fromhex(h.model_sha256)
                + struct.pack("<HHdB", h.resolution, h.latent_dim, h.latent_range, h.bits)
-               + _varint(len(name)) + name + _varint(len(cfg)) + cfg)
+               + varint.encode(len(name)) + name + varint.encode(len(cfg)) + cfg)
     return block(MAGIC_HEADER, payload)
 
 
@@ -258,7 +238,7 @@ def choose_table(counts: Sequence[int], bits: int, latent_range: float) -> tuple
     """The cheaper table for codes with these level counts: the N(0,1) prior (no table bytes)
     or the histogram itself (its counts as varints); ties go to the prior."""
     gauss = _estimated_bits(counts, arith.gaussian_cumulative(bits, latent_range))
-    table = b"".join(_varint(int(c)) for c in counts)
+    table = b"".join(varint.encode(int(c)) for c in counts)
     hist = _estimated_bits(counts, histogram_cumulative(counts)) + 8 * len(table)
     return (TABLE_HISTOGRAM, table) if hist < gauss else (TABLE_GAUSS, b"")
 
@@ -314,14 +294,14 @@ def encode_names(names: Sequence[bytes]) -> bytes:
         text, digits = _split_number(name)
         ptext, pdigits = _split_number(prev)
         if 0 < len(digits) <= _MAX_STEP_DIGITS and text == ptext and len(digits) == len(pdigits) and int(digits) > int(pdigits):
-            modes += _varint(0)
-            deltas += _varint(int(digits) - int(pdigits) - 1)
+            modes += varint.encode(0)
+            deltas += varint.encode(int(digits) - int(pdigits) - 1)
         else:
             shared = 0
             while shared < min(len(name), len(prev)) and name[shared] == prev[shared]:
                 shared += 1
-            modes += _varint(shared + 1)
-            rests += _varint(len(name) - shared) + name[shared:]
+            modes += varint.encode(shared + 1)
+            rests += varint.encode(len(name) - shared) + name[shared:]
         prev = name
     return bytes(modes + deltas + rests)
 
@@ -367,7 +347,7 @@ def encode_chunk(records: Sequence[Record], cum: tuple[int, ...]) -> bytes:
     column by column) followed by the records' arithmetic-coded codes."""
     raws = [r.name.encode("utf-8") for r in records]
     payloads = [encode_codes(r.codes, cum) for r in records]
-    lengths = b"".join(_varint(len(p)) for p in payloads)
+    lengths = b"".join(varint.encode(len(p)) for p in payloads)
     checks = b"".join(struct.pack("<H", _check(n, p)) for n, p in zip(raws, payloads))
     index = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=False, write_content_size=True).compress(
         encode_names(raws) + lengths + checks)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import zstandard
 
-from . import arith
+from . import arith, varint
 from .errors import InvcompError
 from .quantize import MAX_BITS, MIN_BITS
 
@@ -59,51 +59,20 @@ class Header:
             raise InvcompError(f"original size {w}x{h} is more than {MAX_ORIGINAL_PIXELS} pixels")
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = 0
-    for i in range(3):  # three 7-bit groups cover MAX_SIDE
-        if pos + i >= len(data):
-            raise InvcompError("truncated file (header ends inside the original size)")
-        byte = data[pos + i]
-        value |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            return value, pos + i + 1
-    raise InvcompError("corrupt header (original size field too long)")
-
-
 def pack_header(h: Header) -> bytes:
     flags = h.bits | (h.encoding << 4) | (_SIZE_FLAG if h.original_size else 0)
     flags |= _EXTENSION_FLAG if h.extension is not None else 0
     out = MAGIC + bytes([VERSION]) + h.fingerprint + bytes([flags])
     if h.original_size:
-        out += _varint(h.original_size[0]) + _varint(h.original_size[1])
+        out += varint.encode(h.original_size[0]) + varint.encode(h.original_size[1])
     if h.extension is not None:
-        out += _varint(len(h.extension)) + h.extension
+        out += varint.encode(len(h.extension)) + h.extension
     return out
 
 
 def _read_extension(data: bytes, pos: int) -> tuple[bytes, int]:
     """The extension block after the header: a varint length (1..MAX_EXTENSION_BYTES), then the bytes."""
-    length, shift = 0, 0
-    for i in range(3):
-        if pos + i >= len(data):
-            raise InvcompError("truncated file (header ends inside the extension length)")
-        length |= (data[pos + i] & 0x7F) << shift
-        shift += 7
-        if not data[pos + i] & 0x80:
-            pos += i + 1
-            break
-    else:
-        raise InvcompError("corrupt header (extension length field too long)")
+    length, pos = varint.decode(data, pos, 3, "file header (extension length)")
     if not 1 <= length <= MAX_EXTENSION_BYTES:
         raise InvcompError(f"corrupt header (extension block of {length} bytes)")
     if pos + length > len(data):
@@ -122,8 +91,8 @@ def unpack_header(data: bytes) -> tuple[Header, int]:
     flags = data[6]
     pos, size, extension = 7, None, None
     if flags & _SIZE_FLAG:
-        w, pos = _read_varint(data, pos)
-        h, pos = _read_varint(data, pos)
+        w, pos = varint.decode(data, pos, 3, "file header (original size)")  # 3 groups cover MAX_SIDE
+        h, pos = varint.decode(data, pos, 3, "file header (original size)")
         size = (w, h)
     if flags & _EXTENSION_FLAG:
         extension, pos = _read_extension(data, pos)

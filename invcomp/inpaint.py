@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import assistant, masks
+from . import assistant, masks, varint
 from .bitstream import Header, encode_file
 from .errors import InvcompError
 from .invert import InversionConfig, invert
@@ -61,7 +61,7 @@ def blend_sigma(size: int) -> float:
 
 def pack_extension(spec: masks.MaskSpec, bits: int, pixels: bytes, user: np.ndarray | None = None) -> bytes:
     out = bytes([masks.SCHEME_IDS[spec.scheme]])
-    w = masks.write_varint
+    w = varint.encode
     if spec.scheme == "center" or spec.scheme == "edges":
         out += w(spec.count)
     elif spec.scheme == "random":

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import varint
 from .errors import InvcompError
 from .imageio import fit_to_square, read_image
 
@@ -173,31 +174,12 @@ def load_user_mask(path: str | Path, image_shape: tuple[int, int], size: int) ->
     return mask
 
 
-def write_varint(n: int) -> bytes:
-    """Unsigned LEB128 (7 bits per byte, least significant first, high bit = more follows)."""
-    if n < 0:
-        raise InvcompError("varint must be >= 0")
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def read_varint(data: bytes, pos: int, max_bytes: int = 5) -> tuple[int, int]:
-    """(value, position after it); at most max_bytes bytes, canonical (no trailing zero group)."""
-    value = 0
-    for i in range(max_bytes):
-        if pos + i >= len(data):
-            raise InvcompError("corrupt extension (truncated number)")
-        byte = data[pos + i]
-        value |= (byte & 0x7F) << (7 * i)
-        if not byte & 0x80:
-            if i and byte == 0:
-                raise InvcompError("corrupt extension (non-canonical number)")
-            return value, pos + i + 1
-    raise InvcompError("corrupt extension (number too long)")
+    """(value, position after it); canonical only (no trailing zero group), so a file has one reading."""
+    value, end = varint.decode(data, pos, max_bytes, "extension")
+    if end - pos > 1 and data[end - 1] == 0:
+        raise InvcompError("corrupt extension (non-canonical number)")
+    return value, end
 
 
 BITMAP_RAW, BITMAP_RUNS, BITMAP_RUNS_DEFLATE = 0, 1, 2
@@ -215,7 +197,7 @@ def _runs(bits: np.ndarray) -> list[int]:
 def encode_bitmap(mask: np.ndarray) -> bytes:
     """The smallest of: 1 byte kind + raw bits / run-length varints / deflated runs."""
     raw = bytes([BITMAP_RAW]) + np.packbits(mask.ravel()).tobytes()
-    runs = b"".join(write_varint(r) for r in _runs(mask))
+    runs = b"".join(varint.encode(r) for r in _runs(mask))
     candidates = [raw, bytes([BITMAP_RUNS]) + runs, bytes([BITMAP_RUNS_DEFLATE]) + zlib.compress(runs, 9)[2:-4]]
     return min(candidates, key=len)
 

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from invcomp import varint
 from invcomp.bitstream import ENCODING_NAMES, Header, encode_file, pack_header, unpack_header
 from invcomp.codec import Codec
 from invcomp.errors import InvcompError
@@ -78,15 +79,6 @@ def seed_corpus(model: Model, rng: np.random.Generator) -> list[bytes]:
             for size in (None, (640, 480), (1, 65535)):
                 out.append(encode_file(Header(model.fingerprint, bits, 0, size), codes, r))
     return out
-
-
-def _varint(n: int) -> bytes:
-    b = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        b.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(b)
 
 
 def mutate(data: bytes, corpus: list[bytes], rnd: random.Random) -> tuple[str, bytes]:
@@ -151,7 +143,7 @@ def _size_extreme(d, corpus, rnd):
     """The original-size field set to extremes, also in over-long or non-minimal varints."""
     header, pos = unpack_header(bytes(d))
     w, h = rnd.choice(EXTREME_SIDES), rnd.choice(EXTREME_SIDES)
-    field = _varint(w) + _varint(h)
+    field = varint.encode(w) + varint.encode(h)
     if rnd.random() < 0.2:  # non-minimal: a trailing continuation group
         field = bytes([field[0] | 0x80, 0x00]) + field[1:]
     flags = d[6] | 0x40

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from invcomp import assistant, masks
+from invcomp import assistant, masks, varint
 from invcomp.errors import InvcompError
 
 S = 32
@@ -88,8 +88,8 @@ def test_bitmap_round_trip_and_compactness(kind):
 def test_corrupt_bitmaps_raise_own_error():
     rng = np.random.default_rng(1)
     good = masks.encode_bitmap(np.eye(S, dtype=bool))
-    bad = [b"", b"\x07", b"\x00" + bytes(3), b"\x01\x80", b"\x01" + masks.write_varint(S * S + 1),
-           b"\x01" + masks.write_varint(5), b"\x00" + bytes(S * S // 8), good[:-1]]
+    bad = [b"", b"\x07", b"\x00" + bytes(3), b"\x01\x80", b"\x01" + varint.encode(S * S + 1),
+           b"\x01" + varint.encode(5), b"\x00" + bytes(S * S // 8), good[:-1]]
     for data in bad:
         with pytest.raises(InvcompError, match="corrupt"):
             masks.decode_bitmap(data, S)

@@ -21,6 +21,7 @@ import zstandard
 from PIL import Image
 from typer.testing import CliRunner
 
+from invcomp import varint
 from invcomp import bitstream, imageio, registry, weights
 from invcomp.bitstream import (ENCODING_GAUSS, ENCODING_RAW, ENCODING_ZSTD, MAX_ORIGINAL_PIXELS, Header, decode_file,
                                encode_file, pack_header, unpack_header)
@@ -350,7 +351,7 @@ def test_formats_outside_the_whitelist_are_not_parsed(tmp_path):
 def _with_size_field(data: bytes, w: int, h: int) -> bytes:
     """A file's header rewritten to store w x h, bypassing Header's checks (as a hostile writer would)."""
     header, pos = unpack_header(data)
-    return data[:6] + bytes([data[6] | 0x40]) + bitstream._varint(w) + bitstream._varint(h) + data[pos:]
+    return data[:6] + bytes([data[6] | 0x40]) + varint.encode(w) + varint.encode(h) + data[pos:]
 
 
 def test_output_size_cap_matches_the_input_cap():
