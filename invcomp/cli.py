@@ -343,13 +343,20 @@ def info(
         fields = {"file": str(file), "bytes": len(data), "version": VERSION, "fingerprint": header.fingerprint.hex(),
                   "model": known.name if known else None, "bits": header.bits,
                   "encoding": ENCODING_NAMES[header.encoding], "original_size": header.original_size,
-                  "header_bytes": pos, "payload_bytes": len(data) - pos}
+                  "header_bytes": pos, "payload_bytes": len(data) - pos, "mask_scheme": None}
+        if header.extension is not None:  # kept pixels: the block's first byte names the mask scheme
+            from .masks import SCHEMES
+
+            scheme = header.extension[0]
+            fields["mask_scheme"] = SCHEMES[scheme] if scheme < len(SCHEMES) else f"unknown ({scheme})"
+            fields["extension_bytes"] = len(header.extension)
         if as_json:
             typer.echo(json.dumps(fields, indent=2))
         else:
+            blanks = {"model": "(model not installed)", "mask_scheme": "(none: no kept pixels)"}
+            same = "(same as the model's)"
             for k, v in fields.items():
-                blank = "(model not installed)" if k == "model" else "(same as the model's)"
-                typer.echo(f"{k:14s} {v if v is not None else blank}")
+                typer.echo(f"{k:14s} {v if v is not None else blanks.get(k, same)}")
     except InvcompError as e:
         fail(str(e))
 

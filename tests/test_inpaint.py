@@ -188,6 +188,8 @@ def test_cli_fit_with_masks(tmp_path, tiny_weights, images):
     common = ["fit", str(tmp_path / "a.png"), "--model", str(tiny_weights), "--steps", "3", "--device", "cpu", "--json"]
     r = runner.invoke(app, common + ["-o", str(tmp_path / "r.icz"), "--mask-scheme", "random", "--keep", "0.1"])
     assert r.exit_code == 0, r.output
+    shown = json.loads(runner.invoke(app, ["info", str(tmp_path / "r.icz"), "--json"]).stdout)
+    assert shown["mask_scheme"] == "random" and 1 <= shown["extension_bytes"] < shown["bytes"]
     r = runner.invoke(app, common + ["-o", str(tmp_path / "u.icz"), "--mask", str(tmp_path / "roi.png"),
                                      "--assist-bits", "8"])
     assert r.exit_code == 0, r.output
