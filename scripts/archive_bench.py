@@ -163,8 +163,10 @@ def main() -> None:
         "pack_seconds": packed["seconds"], "pack_wall_seconds_incl_startup": round(wall, 2),
         "pictures_per_second": packed["pictures_per_second"],
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "threads": int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count()),  # torch's default: all cores
                     "device": args.device, "python": platform.python_version()},
-        "command": " ".join(["scripts/archive_bench.py"] + sys.argv[1:]),
+        "command": " ".join([f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"] * ("OMP_NUM_THREADS" in os.environ)
+                            + ["scripts/archive_bench.py"] + sys.argv[1:]),
     }
     write_atomic(args.out / f"{stem}.json", (json.dumps(report, indent=2) + "\n").encode())
     md = markdown(report)
@@ -211,7 +213,7 @@ def markdown(r: dict) -> str:
         f"| arithmetic, per record, archive histogram (table stored once) | {pk['arith_per_record_archive_histogram']:.2f} | yes |",
         "",
         f"Packing throughput: {r['pictures_per_second']} pictures/s ({r['pack_seconds']} s for {r['pictures']} "
-        f"pictures on {r['machine']['cores']} cores, device {r['machine']['device']}; "
+        f"pictures with {r['machine'].get('threads', r['machine']['cores'])} thread(s) on {r['machine']['cores']} cores, device {r['machine']['device']}; "
         f"{r['pack_wall_seconds_incl_startup']} s with start-up).",
         "",
         f"Command: `{r['command']}`",
