@@ -57,3 +57,23 @@ def test_invert_rates_equals_separate_runs():
         alone = invert(g, x, InversionConfig(bits=b, steps=20, restarts=2, seed=1), e)
         assert torch.equal(together[b].codes, alone.codes)
         assert torch.allclose(together[b].loss, alone.loss, atol=1e-6)
+
+
+def test_latent_adam_matches_torch_adam_to_the_bit():
+    from invcomp.invert import LatentAdam
+
+    torch.manual_seed(0)
+    start = torch.randn(6, 5)
+    target = torch.randn(6, 5)
+    ours_z, ref_z = start.clone().requires_grad_(True), start.clone().requires_grad_(True)
+    ours, ref = LatentAdam(ours_z), torch.optim.Adam([ref_z], lr=0.05)
+    for i in range(25):
+        lr = 0.05 * (i + 1) / 25
+        for g in ref.param_groups:
+            g["lr"] = lr
+        for z in (ours_z, ref_z):
+            z.grad = None
+            ((z - target) ** 3).abs().sum().backward()
+        ours.step(lr)
+        ref.step()
+        assert torch.equal(ours_z, ref_z)
