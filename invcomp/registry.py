@@ -47,6 +47,10 @@ REGISTRY: dict[str, ModelInfo] = {
                   "flowers32.encoder.pt", "b952c5b07ba42e4d3e30f2894480c96b7b251f9d8c64e3aa730d935e6008a90c",
                   default_bits=3, domain="Oxford flowers, 32x32 (pretrained/flowers32.md)",
                   test_data="flowers_32_test.npz"),
+        ModelInfo("flowers64", "flowers64.pt", 64, 256, "b489e5127b79761c6da6de638290ed9bd435df1ea2b19733bceacc6e0e5899e6",
+                  "flowers64.encoder.pt", "1d180ad3b381926836531b99e28cadb57497803a88f01f64d99f93eec154bc59",
+                  default_bits=3, domain="Oxford flowers, 64x64 (pretrained/flowers64.md)",
+                  test_data="flowers_64_test.npz"),
     ]
 }
 
