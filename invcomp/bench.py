@@ -70,6 +70,11 @@ class ClassicCodec:
         return data, np.asarray(decoded, dtype=np.uint8)
 
 
+def classic_roundtrip(pil_format: str, pixels: np.ndarray, setting: int) -> tuple[bytes, np.ndarray]:
+    """One image through a Pillow codec at full size, with the bench's options: (file, decoded)."""
+    return ClassicCodec(pil_format, pil_format, (setting,)).roundtrip(pixels, setting)
+
+
 CLASSIC_CODECS = (
     ClassicCodec("JPEG", "JPEG", (1, 5, 10, 20, 30, 50, 75, 90)),
     ClassicCodec("WebP", "WEBP", (0, 5, 10, 20, 30, 50, 75, 90)),

@@ -11,9 +11,9 @@ from typing import Optional
 
 import numpy as np
 import typer
-from PIL import Image
 
 from .cli import _progress_bar, app, fail
+from .bench import classic_roundtrip
 from .errors import InvcompError
 
 
@@ -42,13 +42,8 @@ class Row:
 
 
 def _roundtrip(pixels: np.ndarray, fmt: str, quality: int) -> tuple[int, np.ndarray]:
-    buf = io.BytesIO()
-    if fmt == "WEBP":
-        Image.fromarray(pixels).save(buf, format="WEBP", quality=quality, method=6)
-    else:
-        Image.fromarray(pixels).save(buf, format="JPEG", quality=quality, optimize=True)
-    data = buf.getvalue()
-    return len(data), np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    data, decoded = classic_roundtrip(fmt, pixels, quality)
+    return len(data), decoded
 
 
 class Matched:

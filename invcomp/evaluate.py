@@ -1,14 +1,13 @@
 """Measuring the codec on a test set, beside WebP: bytes, bpp, PSNR, SSIM, time."""
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
-from PIL import Image
 
+from .bench import classic_roundtrip
 from .codec import Codec
 from .invert import InversionConfig
 from .ssim import image_quality
@@ -36,16 +35,9 @@ def score(name: str, originals: np.ndarray, decoded: np.ndarray, sizes: list[int
                       round(float(ssim.mean()), 4), round(seconds / n, 4))
 
 
-def webp_roundtrip(pixels: np.ndarray, quality: int = 0, method: int = 6) -> tuple[bytes, np.ndarray]:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="WEBP", quality=quality, method=method)
-    data = buf.getvalue()
-    return data, np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-
-
 def evaluate_webp(images: np.ndarray, quality: int = 0) -> CodecScore:
     t0 = time.perf_counter()
-    pairs = [webp_roundtrip(im, quality) for im in images]
+    pairs = [classic_roundtrip("WEBP", im, quality) for im in images]
     return score(f"WebP q{quality} (method 6)", images, np.stack([p[1] for p in pairs]), [len(p[0]) for p in pairs],
                  time.perf_counter() - t0)
 

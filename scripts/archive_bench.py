@@ -28,6 +28,7 @@ from PIL import Image
 
 from invcomp import arith
 from invcomp import archive as ar
+from invcomp.bench import classic_roundtrip
 from invcomp.bitstream import Header, encode_file, pack_codes
 from invcomp.cli_archive import NpzRows, decode_pixels, model_for_archive, npz_names
 from invcomp.datasets import resolve_data_path
@@ -58,9 +59,7 @@ def zip_bytes(files: dict[str, bytes]) -> int:
 
 
 def webp(pixels: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="WEBP", quality=0, method=6)
-    return buf.getvalue()
+    return classic_roundtrip("WEBP", pixels, 0)[0]
 
 
 def packings(codes: np.ndarray, bits: int, latent_range: float) -> dict[str, float]:
