@@ -1,3 +1,3 @@
-from .cli import main
+from invcomp.cli import main
 
 main()

@@ -26,14 +26,17 @@ import numpy as np
 import zstandard
 from PIL import Image
 
-from invcomp import arith
-from invcomp import archive as ar
-from invcomp.bench import classic_roundtrip
-from invcomp.bitstream import Header, encode_file, pack_codes
-from invcomp.cli_archive import NpzRows, decode_pixels, model_for_archive, npz_names
-from invcomp.datasets import resolve_data_path
-from invcomp.imageio import fit_to_square, write_atomic
-from invcomp.ssim import image_quality
+from invcomp.formats import arith
+from invcomp.formats import icza as ar
+from invcomp.bench.rd import classic_roundtrip
+from invcomp.formats import bitpack
+from invcomp.formats.icz import Header, encode_file
+from invcomp.archive import codec_for
+from invcomp.io.sources import NpzRows, npz_names
+from invcomp.io.datasets import resolve_data_path
+from invcomp.io.images import fit_to_square
+from invcomp.files import write_atomic
+from invcomp.metrics import image_quality
 
 
 def subset_npz(src: Path, n: int | None, folder: Path) -> tuple[Path, np.ndarray, list[str]]:
@@ -72,7 +75,7 @@ def packings(codes: np.ndarray, bits: int, latent_range: float) -> dict[str, flo
     zc = zstandard.ZstdCompressor(level=19)
     trained = None
     if n >= 64:  # a zstd dictionary trained on the records themselves (an optimistic bound for a shipped one)
-        samples = [pack_codes(c, bits) for c in codes]
+        samples = [bitpack.pack(c, bits) for c in codes]
         try:
             d = zstandard.train_dictionary(1024, samples)
             cd = zstandard.ZstdCompressor(level=19, dict_data=d, write_content_size=False, write_checksum=False,
@@ -82,9 +85,9 @@ def packings(codes: np.ndarray, bits: int, latent_range: float) -> dict[str, flo
             trained = None
     return {
         "entropy_zeroth_order": ar.zeroth_order_entropy_bits(counts) / 8 / n,
-        "raw_bitpacked": len(b"".join(pack_codes(c, bits) for c in codes)) / n,
+        "raw_bitpacked": len(b"".join(bitpack.pack(c, bits) for c in codes)) / n,
         "zstd19_whole_dimension_major": len(zc.compress(dim_major)) / n,
-        "zstd19_whole_bitpacked": len(zc.compress(b"".join(pack_codes(c, bits) for c in codes))) / n,
+        "zstd19_whole_bitpacked": len(zc.compress(b"".join(bitpack.pack(c, bits) for c in codes))) / n,
         "zstd19_per_record_with_trained_dictionary": trained,
         "arith_per_record_gauss_prior": sum(len(ar.encode_codes(c, gauss)) for c in codes) / n,
         "arith_per_record_archive_histogram": sum(len(ar.encode_codes(c, hist)) for c in codes) / n,
@@ -126,9 +129,9 @@ def main() -> None:
             codes = np.stack([r.codes(nm) for nm in order])
             index_bytes = sum(c.index.data_offset - c.offset - 8 - 12 for c in r.chunks())
             chunks = sum(1 for _ in r.chunks())
-            codec = model_for_archive(h, None if "/" not in args.model and not args.model.endswith(".pt") else args.model,
+            codec = codec_for(h, None if "/" not in args.model and not args.model.endswith(".pt") else args.model,
                                       args.device)
-            decoded = np.stack([decode_pixels(codec, c, h.bits) for c in codes])
+            decoded = codec.decode_codes(np.stack(codes), h.bits)
         total = archive.stat().st_size
     n = len(order)
     by_name = {nm: i for i, nm in enumerate(names)}

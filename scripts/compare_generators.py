@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from invcomp.codec import Codec, resolve_model
-from invcomp.datasets import load_npz_images, resolve_data_path
-from invcomp.evaluate import evaluate_invcomp, evaluate_webp
-from invcomp.imageio import write_atomic
-from invcomp.invert import InversionConfig
+from invcomp.codec import Codec
+from invcomp.models.zoo import resolve_model
+from invcomp.io.datasets import load_npz_images, resolve_data_path
+from invcomp.bench.evaluate import evaluate_invcomp, evaluate_webp
+from invcomp.files import write_atomic
+from invcomp.inversion.invert import InversionConfig
 
 
 def main() -> None:

@@ -3,8 +3,8 @@ import sys
 
 import numpy as np
 
-from invcomp.datasets import load_npz_images, resolve_data_path
-from invcomp.imageio import image_grid, read_image, resize_to, write_png
+from invcomp.io.datasets import load_npz_images, resolve_data_path
+from invcomp.io.images import image_grid, read_image, resize_to, write_png
 
 
 def main(argv: list[str]) -> None:

@@ -9,8 +9,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from invcomp.train import encoder_path
-from invcomp.weights import load_net, sha256_of
+from invcomp.models.train import encoder_path
+from invcomp.models.weights import load_net, sha256_of
 
 
 def main(weights: str, run_dir: str, name: str) -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from invcomp.datasets import load_npz_images, resolve_data_path
-from invcomp.imageio import write_atomic
+from invcomp.io.datasets import load_npz_images, resolve_data_path
+from invcomp.files import write_atomic
 
 
 def run(cmd: list[str]) -> tuple[dict, float]:

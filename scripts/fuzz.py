@@ -41,14 +41,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from invcomp import varint
-from invcomp.bitstream import ENCODING_NAMES, Header, encode_file, pack_header, unpack_header
+from invcomp.formats import varint
+from invcomp.formats.icz import ENCODING_NAMES, Header, encode_file, pack_header, unpack_header
 from invcomp.codec import Codec
 from invcomp.errors import InvcompError
-from invcomp.imageio import write_atomic
-from invcomp.nets import Generator, NetConfig, init_weights
-from invcomp.registry import Model
-from invcomp.weights import weights_bytes
+from invcomp.files import write_atomic
+from invcomp.models.nets import Generator, NetConfig, init_weights
+from invcomp.models.zoo import Model
+from invcomp.models.weights import weights_bytes
 
 # Sizes for the original-size field: in range, at the limits, and past them.
 EXTREME_SIDES = [0, 1, 2, 31, 32, 33, 127, 128, 255, 256, 4096, 8000, 8001, 16383, 16384, 65534, 65535, 65536,
@@ -279,7 +279,7 @@ EXTREME_INTS = [0, 1, 2, 127, 128, 255, 256, 4095, 4096, 4097, 65535, 65536, 10*
 def archive_corpus(model: Model, rng: np.random.Generator, folder: Path) -> list[bytes]:
     """Archives written by the real writers: build_archive (what pack writes) for several bit
     depths and chunk sizes, and a two-segment archive made with create_archive + append_segment."""
-    from invcomp import archive as ar
+    from invcomp.formats import icza as ar
 
     n, r = model.config.latent_dim, model.config.latent_range
     names = ["a", "b/c", "img001", "img002", "img010", "photos/x9", "zé"]
@@ -303,13 +303,14 @@ def archive_corpus(model: Model, rng: np.random.Generator, folder: Path) -> list
 
 def _blocks(data: bytes) -> list[tuple[int, int]]:
     """(start, end) of every well-formed block."""
-    from invcomp import archive as ar
+    from invcomp.formats import icza as ar
+    from invcomp.formats.icza.blocks import block_at
 
     found = []
     for magic in _BLOCK_MAGICS:
         pos = data.find(magic)
         while pos >= 0:
-            blk = ar._block_at(data, pos, magic)
+            blk = block_at(data, pos, magic)
             if blk:
                 found.append((pos, blk[1]))
             pos = data.find(magic, pos + 1)
@@ -390,8 +391,8 @@ ARCHIVE_MUTATORS = [_bitflip, _bitflip, _byte_set, _truncate, _extend, _insert_d
 
 def _read_archive(path: Path, model: Model) -> int:
     """What ls, verify and unpack do with an archive; returns the pictures whose codes decode."""
-    from invcomp import archive as ar
-    from invcomp.cli_archive import decode_pixels, model_for_archive
+    from invcomp.formats import icza as ar
+    from invcomp.archive import codec_for
 
     with ar.ArchiveReader(path) as r:
         h = r.header
@@ -410,7 +411,7 @@ def _read_archive(path: Path, model: Model) -> int:
                 raise RuntimeError(f"record {name!r} decoded to codes out of range")
             decoded.append(codes)
         if decoded:
-            pixels = decode_pixels(model_for_archive(h, model, "cpu"), decoded[0], h.bits)
+            pixels = codec_for(h, model, "cpu").decode_codes(decoded[0][None], h.bits)[0]
             if pixels.shape != (h.resolution, h.resolution, 3) or pixels.dtype != np.uint8:
                 raise RuntimeError(f"a picture decoded to {pixels.dtype} {pixels.shape}")
         return len(names) - len({n for p in problems for n in p.names})

@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from invcomp.codec import Codec, resolve_model
-from invcomp.datasets import load_npz_images, resolve_data_path
-from invcomp.imageio import write_atomic
-from invcomp.invert import InversionConfig
-from invcomp.ssim import image_quality
+from invcomp.codec import Codec
+from invcomp.models.zoo import resolve_model
+from invcomp.io.datasets import load_npz_images, resolve_data_path
+from invcomp.files import write_atomic
+from invcomp.inversion.invert import InversionConfig
+from invcomp.metrics import image_quality
 
 SERIES = {
     "random": (dict(use_encoder=False, restarts=1), [25, 50, 100, 200, 300, 500]),

@@ -11,11 +11,12 @@ import json
 from dataclasses import fields, replace
 from pathlib import Path
 
-from invcomp.codec import Codec, resolve_model
-from invcomp.datasets import load_npz_images, resolve_data_path
-from invcomp.evaluate import evaluate_invcomp
-from invcomp.imageio import write_atomic
-from invcomp.invert import InversionConfig
+from invcomp.codec import Codec
+from invcomp.models.zoo import resolve_model
+from invcomp.io.datasets import load_npz_images, resolve_data_path
+from invcomp.bench.evaluate import evaluate_invcomp
+from invcomp.files import write_atomic
+from invcomp.inversion.invert import InversionConfig
 
 
 def parse(spec: str) -> InversionConfig:

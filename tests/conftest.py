@@ -1,3 +1,4 @@
+import hashlib
 import os
 from pathlib import Path
 
@@ -5,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from invcomp.nets import Encoder, Generator, NetConfig, init_weights
-from invcomp.registry import Model
-from invcomp.weights import save_weights, weights_bytes
+from invcomp.models.nets import Encoder, Generator, NetConfig, init_weights
+from invcomp.models import registry, zoo
+from invcomp.models.registry import ModelInfo
+from invcomp.models.zoo import Model, load_model
+from invcomp.models.weights import save_weights, weights_bytes
 
 torch.set_num_threads(1)
 TINY = NetConfig(resolution=32, latent_dim=8, width=8)
@@ -46,3 +49,18 @@ def tiny_weights(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def rng_image() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+
+
+@pytest.fixture()
+def fake_registry(monkeypatch, tmp_path):
+    """The registry holding one tiny model "t" whose weights live in tmp_path."""
+    g, e = tiny_nets(0)
+    gb, eb = weights_bytes("generator", g, TINY), weights_bytes("encoder", e, TINY)
+    (tmp_path / "t.pt").write_bytes(gb)
+    (tmp_path / "t.encoder.pt").write_bytes(eb)
+    info = ModelInfo("t", "t.pt", 32, 8, hashlib.sha256(gb).hexdigest(), "t.encoder.pt", hashlib.sha256(eb).hexdigest())
+    monkeypatch.setattr(registry, "REGISTRY", {"t": info})
+    monkeypatch.setattr(zoo, "_read_package_file", lambda name: (tmp_path / name).read_bytes())
+    load_model.cache_clear()
+    yield tmp_path
+    load_model.cache_clear()

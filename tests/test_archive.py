@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from invcomp import archive as ar
+from invcomp.formats import icza as ar
 from invcomp.cli import app
 from invcomp.codec import Codec
 from invcomp.errors import InvcompError
-from invcomp.invert import InversionConfig
+from invcomp.inversion.invert import InversionConfig
 
 runner = CliRunner()
 STEPS = 4
@@ -415,7 +415,7 @@ def test_a_failed_write_keeps_the_last_commit(tmp_path, monkeypatch):
     def full_disk(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ar.os, "fsync", full_disk)
+    monkeypatch.setattr(os, "fsync", full_disk)
     seg = ar.encode_segment([ar.Record("zz", _records(1)[0].codes)], 4, 3.0)
     with pytest.raises(InvcompError, match="No space left on device"):
         ar.append_segment(path, seg, 1)
@@ -462,7 +462,7 @@ def test_header_must_match_its_generator(tmp_path, tiny_weights, npz):
 
 
 def test_npz_rows_stream_exactly_what_np_load_gives(tmp_path):
-    from invcomp.cli_archive import NpzRows, list_sources
+    from invcomp.io.sources import NpzRows, list_sources
 
     path = tmp_path / "rows.npz"
     images = _images(9, seed=2)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from invcomp import bench as B
+from invcomp.bench import rd as B
 from invcomp.cli import app
 
 runner = CliRunner()

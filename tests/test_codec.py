@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from invcomp import Codec, InvcompError, compress, compress_batch, decompress
-from invcomp.bitstream import unpack_header
+from invcomp.formats.icz import unpack_header
 
 FAST = dict(steps=5, restarts=1)
 

@@ -4,13 +4,15 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+
+from invcomp.formats import bitpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from invcomp import arith
-from invcomp.bitstream import (MAX_ORIGINAL_PIXELS, MAX_SIDE, Header, decode_file, encode_file, pack_header,
-                               packed_size, unpack_header)
+from invcomp.formats import arith
+from invcomp.formats.icz import (MAX_ORIGINAL_PIXELS, MAX_SIDE, Header, decode_file, encode_file, pack_header,
+                               unpack_header)
 from invcomp.codec import Codec
 from invcomp.errors import InvcompError
 
@@ -59,7 +61,7 @@ def test_valid_files_round_trip(case):
     assert (decoded_header.fingerprint, decoded_header.bits, decoded_header.original_size) == (
         header.fingerprint, header.bits, header.original_size)
     # the smallest encoding is kept, so no file is longer than the header plus the raw packing
-    assert len(data) <= len(pack_header(header)) + packed_size(len(codes), header.bits)
+    assert len(data) <= len(pack_header(header)) + bitpack.packed_size(len(codes), header.bits)
 
 
 def _decodes_or_refuses(data: bytes, n: int) -> None:
@@ -165,7 +167,7 @@ def test_fuzzer_finds_an_unbounded_decoder(monkeypatch):
     frame header declares) and the fuzzer reports it."""
     import zstandard
 
-    from invcomp import bitstream
+    from invcomp.formats import icz as bitstream
 
     def one_shot(payload, expected):  # the decoder before the fix, minus the real huge allocation
         try:
@@ -197,8 +199,8 @@ def test_short_archive_fuzz_run_has_no_findings():
 def test_archive_header_cannot_claim_a_huge_latent():
     """Found by the archive fuzzer: a header (with a valid crc32) claiming 65535 latents made every
     record decode 65535 codes (about a second each). The limit is now NetConfig's 1024."""
-    from invcomp import archive as ar
-    from invcomp.nets import NetConfig
+    from invcomp.formats import icza as ar
+    from invcomp.models.nets import NetConfig
 
     with pytest.raises(InvcompError):
         NetConfig(latent_dim=ar.MAX_LATENT + 1)

@@ -7,15 +7,18 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from invcomp import assistant, masks
-from invcomp.bitstream import Header, decode_file, encode_file, pack_header, unpack_header
+from invcomp.masks import assistant
+
+from invcomp.masks import schemes as masks
+from invcomp.formats.icz import Header, decode_file, encode_file, pack_header, unpack_header
 from invcomp.cli import app
 from invcomp.codec import Codec
 from invcomp.errors import InvcompError
-from invcomp.inpaint import (MaskOptions, compress_masked, masked_loss, pack_extension, read_extension, ssim_map,
-                             weighted_ssim)
-from invcomp.invert import InversionConfig, image_loss
-from invcomp.ssim import ssim01, to_unit
+from invcomp.masks.extension import pack_extension, read_extension
+from invcomp.masks.inpaint import MaskOptions, compress_masked
+from invcomp.masks.losses import masked_loss, ssim_map, weighted_ssim
+from invcomp.inversion.invert import InversionConfig, image_loss
+from invcomp.metrics import ssim01, to_unit
 
 CFG = InversionConfig(bits=4, steps=4)
 
@@ -46,7 +49,7 @@ def test_every_scheme_regenerates_from_the_file_alone(codec, images, scheme):
         for i, u in enumerate(user):
             u[3 + i : 14 + i, 5:25] = True
     opts = MaskOptions(scheme, 0.1, 5, seed=9)
-    files = compress_masked(codec, list(images), [None] * len(images), opts, CFG, user, batch_size=2)
+    files = compress_masked(codec.model, list(images), [None] * len(images), opts, CFG, user, batch_size=2)
     spec = masks.spec_for(scheme, 0.1, 32, seed=9)
     q = assistant.dequantize(assistant.quantize(images, 5), 5)
     for i, data in enumerate(files):
@@ -68,7 +71,7 @@ def test_every_scheme_regenerates_from_the_file_alone(codec, images, scheme):
 @pytest.mark.parametrize("scheme", ["random", "center"])
 def test_keeping_every_pixel_decodes_to_the_quantized_original(codec, images, scheme):
     for bits in (4, 8):
-        files = compress_masked(codec, list(images[:2]), [None, None], MaskOptions(scheme, 1.0, bits), CFG)
+        files = compress_masked(codec.model, list(images[:2]), [None, None], MaskOptions(scheme, 1.0, bits), CFG)
         for im, data in zip(images, files):
             assert np.array_equal(codec.decompress(data), assistant.dequantize(assistant.quantize(im, bits), bits))
     assert np.array_equal(codec.decompress(files[0]), images[0])  # 8 bits: lossless
@@ -77,7 +80,7 @@ def test_keeping_every_pixel_decodes_to_the_quantized_original(codec, images, sc
 def test_more_pixels_cost_more_and_decode_closer(codec, images):
     out = []
     for keep in (0.02, 0.2, 0.6):
-        files = compress_masked(codec, list(images), [None] * 3, MaskOptions("random", keep, 6), CFG)
+        files = compress_masked(codec.model, list(images), [None] * 3, MaskOptions("random", keep, 6), CFG)
         dec = np.stack([codec.decompress(f) for f in files])
         mse = float(((dec.astype(float) - images) ** 2).mean())
         out.append((np.mean([len(f) for f in files]), mse))
@@ -86,7 +89,7 @@ def test_more_pixels_cost_more_and_decode_closer(codec, images):
 
 
 def test_original_size_and_extension_together(codec, images):
-    files = compress_masked(codec, [images[0]], [(64, 48)], MaskOptions("block", 0.2, 3), CFG)
+    files = compress_masked(codec.model, [images[0]], [(64, 48)], MaskOptions("block", 0.2, 3), CFG)
     header, _ = unpack_header(files[0])
     assert header.original_size == (64, 48) and header.extension is not None
     assert codec.decompress(files[0], original_size=True).shape == (48, 64, 3)
@@ -123,7 +126,7 @@ def test_old_files_without_extension_decode_unchanged(codec):
 
 
 def test_truncated_or_damaged_extension_files_raise_own_error(codec, images):
-    data = compress_masked(codec, [images[0]], [None], MaskOptions("edges", 0.05, 4), CFG)[0]
+    data = compress_masked(codec.model, [images[0]], [None], MaskOptions("edges", 0.05, 4), CFG)[0]
     for cut in range(len(data)):
         with pytest.raises(InvcompError):
             codec.decompress(data[:cut])
@@ -193,7 +196,7 @@ def test_cli_fit_with_masks(tmp_path, tiny_weights, images):
     r = runner.invoke(app, common + ["-o", str(tmp_path / "u.icz"), "--mask", str(tmp_path / "roi.png"),
                                      "--assist-bits", "8"])
     assert r.exit_code == 0, r.output
-    from invcomp.registry import Model
+    from invcomp.models.zoo import Model
     model = Model.from_files(tiny_weights)
     dec = Codec(model, "cpu").decompress((tmp_path / "u.icz").read_bytes())
     assert np.array_equal(dec[4:12, 6:20], images[0][4:12, 6:20])

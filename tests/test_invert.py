@@ -1,7 +1,7 @@
 import torch
 
-from invcomp.invert import InversionConfig, image_loss, invert
-from invcomp.quantize import dequantize
+from invcomp.inversion.invert import InversionConfig, image_loss, invert
+from invcomp.inversion.quantize import dequantize
 
 from conftest import TINY, tiny_nets
 
@@ -12,7 +12,7 @@ def _targets(n=3):
 
 
 def test_inversion_lowers_loss():
-    from invcomp.nets import Generator
+    from invcomp.models.nets import Generator
 
     torch.manual_seed(0)
     g = Generator(TINY).eval().requires_grad_(False)  # PyTorch's default init: a non-flat G
@@ -46,7 +46,7 @@ def test_deterministic_on_cpu():
 
 
 def test_invert_rates_equals_separate_runs():
-    from invcomp.invert import invert_rates
+    from invcomp.inversion.invert import invert_rates
 
     g, e = tiny_nets(0)
     x = _targets()
@@ -60,7 +60,7 @@ def test_invert_rates_equals_separate_runs():
 
 
 def test_latent_adam_matches_torch_adam_to_the_bit():
-    from invcomp.invert import LatentAdam
+    from invcomp.inversion.invert import LatentAdam
 
     torch.manual_seed(0)
     start = torch.randn(6, 5)

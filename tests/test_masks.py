@@ -4,7 +4,11 @@ import pytest
 import torch
 from PIL import Image
 
-from invcomp import assistant, masks, varint
+from invcomp.masks import assistant
+
+from invcomp.masks import schemes as masks
+
+from invcomp.formats import varint
 from invcomp.errors import InvcompError
 
 S = 32

@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 
 from invcomp import Codec, decompress
-from invcomp.bitstream import unpack_header
-from invcomp.datasets import load_npz_images
-from invcomp.invert import InversionConfig
-from invcomp.registry import REGISTRY, load_model
-from invcomp.ssim import image_quality
+from invcomp.formats.icz import unpack_header
+from invcomp.io.datasets import load_npz_images
+from invcomp.inversion.invert import InversionConfig
+from invcomp.models.registry import REGISTRY
+from invcomp.models.zoo import load_model
+from invcomp.metrics import image_quality
 
 from conftest import DATA
 

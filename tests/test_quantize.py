@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from invcomp.quantize import dequantize, fake_quantize, quantize, step_size
+from invcomp.inversion.quantize import dequantize, fake_quantize, quantize, step_size
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 8, 12])

@@ -6,8 +6,8 @@ from typer.testing import CliRunner
 
 from invcomp import Codec, InvcompError
 from invcomp.cli import app
-from invcomp.invert import InversionConfig
-from invcomp.rate import OPERATING_BITS, Candidate, bits_for_quality, choose
+from invcomp.inversion.invert import InversionConfig
+from invcomp.inversion.rate import OPERATING_BITS, Candidate, bits_for_quality, choose
 
 CFG = InversionConfig(steps=6, restarts=1)
 runner = CliRunner()

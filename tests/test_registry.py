@@ -3,26 +3,13 @@ import hashlib
 import pytest
 import torch
 
-from invcomp import registry
+from invcomp.models import registry
 from invcomp.errors import InvcompError
-from invcomp.registry import ModelInfo, load_model
-from invcomp.weights import load_net, weights_bytes
+from invcomp.models.registry import ModelInfo
+from invcomp.models.zoo import load_model
+from invcomp.models.weights import load_net, weights_bytes
 
 from conftest import TINY, tiny_nets
-
-
-@pytest.fixture()
-def fake_registry(monkeypatch, tmp_path):
-    g, e = tiny_nets(0)
-    gb, eb = weights_bytes("generator", g, TINY), weights_bytes("encoder", e, TINY)
-    (tmp_path / "t.pt").write_bytes(gb)
-    (tmp_path / "t.encoder.pt").write_bytes(eb)
-    info = ModelInfo("t", "t.pt", 32, 8, hashlib.sha256(gb).hexdigest(), "t.encoder.pt", hashlib.sha256(eb).hexdigest())
-    monkeypatch.setattr(registry, "REGISTRY", {"t": info})
-    monkeypatch.setattr(registry, "_read_package_file", lambda name: (tmp_path / name).read_bytes())
-    load_model.cache_clear()
-    yield tmp_path
-    load_model.cache_clear()
 
 
 def test_registered_model_loads_with_checked_hash(fake_registry):

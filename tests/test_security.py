@@ -21,16 +21,21 @@ import zstandard
 from PIL import Image
 from typer.testing import CliRunner
 
-from invcomp import varint
-from invcomp import bitstream, imageio, registry, weights
-from invcomp.bitstream import (ENCODING_GAUSS, ENCODING_RAW, ENCODING_ZSTD, MAX_ORIGINAL_PIXELS, Header, decode_file,
+from invcomp.formats import varint
+from invcomp.formats import icz as bitstream
+from invcomp.io import images as imageio
+from invcomp.models import registry
+from invcomp.models import weights
+from invcomp.formats.icz import (ENCODING_GAUSS, ENCODING_RAW, ENCODING_ZSTD, MAX_ORIGINAL_PIXELS, Header, decode_file,
                                encode_file, pack_header, unpack_header)
 from invcomp.cli import app
 from invcomp.codec import Codec
 from invcomp.errors import InvcompError
-from invcomp.imageio import fit_to_square, read_image, resize_to, write_atomic
-from invcomp.registry import Model, ModelInfo, load_model
-from invcomp.weights import load_net, weights_bytes
+from invcomp.io.images import fit_to_square, read_image, resize_to
+from invcomp.files import write_atomic
+from invcomp.models.registry import ModelInfo
+from invcomp.models.zoo import Model, load_model
+from invcomp.models.weights import load_net, weights_bytes
 
 from conftest import TINY, tiny_nets
 
@@ -50,7 +55,7 @@ def _one_line_failure(args, match):
 
 def test_every_torch_load_in_the_package_is_weights_only():
     calls = []
-    for path in (ROOT / "invcomp").glob("*.py"):
+    for path in (ROOT / "invcomp").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
@@ -59,7 +64,7 @@ def test_every_torch_load_in_the_package_is_weights_only():
                 calls.append((path.name, node.lineno, ok))
     assert calls, "expected torch.load calls in weights.py and train.py"
     assert all(ok for _, _, ok in calls), [c for c in calls if not c[2]]
-    for path in (ROOT / "invcomp").glob("*.py"):  # no other unpickler either
+    for path in (ROOT / "invcomp").rglob("*.py"):  # no other unpickler either
         text = path.read_text()
         assert "pickle.load" not in text and "allow_pickle=True" not in text, path.name
 
@@ -126,20 +131,6 @@ def test_pickle_payload_through_the_cli(tmp_path, tiny_model):
     _one_line_failure(["decode", str(icz), "--model", str(evil)], "not a loadable invcomp weights file")
     assert not marker.exists()
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.png", "b.icz", "evil.pt", "files"]
-
-
-@pytest.fixture()
-def fake_registry(monkeypatch, tmp_path):
-    g, e = tiny_nets(0)
-    gb, eb = weights_bytes("generator", g, TINY), weights_bytes("encoder", e, TINY)
-    (tmp_path / "t.pt").write_bytes(gb)
-    (tmp_path / "t.encoder.pt").write_bytes(eb)
-    info = ModelInfo("t", "t.pt", 32, 8, hashlib.sha256(gb).hexdigest(), "t.encoder.pt", hashlib.sha256(eb).hexdigest())
-    monkeypatch.setattr(registry, "REGISTRY", {"t": info})
-    monkeypatch.setattr(registry, "_read_package_file", lambda name: (tmp_path / name).read_bytes())
-    load_model.cache_clear()
-    yield tmp_path
-    load_model.cache_clear()
 
 
 def test_other_valid_weights_under_a_registered_name_are_refused(fake_registry):

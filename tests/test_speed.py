@@ -8,11 +8,11 @@ import torch
 from pytorch_msssim import ssim as reference_ssim
 
 from invcomp import InvcompError, compress, decompress
-from invcomp.invert import FastGenerator, InversionConfig, invert
-from invcomp.nets import Generator, NetConfig
-from invcomp.quantize import quantize
-from invcomp.ssim import SSIMTarget, ssim01
-from invcomp.speedbench import run_speed_bench, speed_markdown, write_speed_report
+from invcomp.inversion.invert import FastGenerator, InversionConfig, invert
+from invcomp.models.nets import Generator, NetConfig
+from invcomp.inversion.quantize import quantize
+from invcomp.metrics import SSIMTarget, ssim01
+from invcomp.bench.speed import run_speed_bench, speed_markdown, write_speed_report
 
 from conftest import TINY, tiny_nets
 

@@ -1,0 +1,194 @@
+"""The codec commands: fit (compress), decode, info, models."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from invcomp.cli.common import IMAGE_SUFFIXES, ProgressBar, expand_inputs, fail, guarded, output_paths, read_bytes
+
+
+@guarded
+def fit(
+    images: List[Path] = typer.Argument(..., help="image files or folders"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output file (one input) or folder"),
+    model: str = typer.Option("airplanes32", "--model", "-m", help="pretrained generator (see `invcomp models`) or a custom .pt"),
+    bits: Optional[int] = typer.Option(None, help="bits per latent dimension, 2..12 (default: the model's)"),
+    quality: Optional[int] = typer.Option(None, "--quality", "-q",
+                                          help="preset 1..5 (1 = smallest files; see `invcomp models`)"),
+    target_ssim: Optional[float] = typer.Option(None, help="per image, the smallest file with at least this SSIM"),
+    max_bytes: Optional[int] = typer.Option(None, help="per image, the best file of at most this many bytes"),
+    steps: int = typer.Option(100, help="optimisation steps per start"),
+    restarts: int = typer.Option(1, help="starts per image (encoder start + random ones)"),
+    seed: int = typer.Option(0),
+    batch_size: int = typer.Option(64, help="images inverted at once"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
+    mask_scheme: Optional[str] = typer.Option(None, "--mask-scheme",
+                                              help="keep original pixels: center, random, block, edges, edges+random"),
+    keep: float = typer.Option(0.05, "--keep", help="with --mask-scheme: fraction of pixels kept"),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="mask image of the input's size, white = keep faithfully"),
+    drop_outside: bool = typer.Option(False, "--drop-outside", help="with --mask: fit only the kept region, G fills the rest"),
+    assist_bits: int = typer.Option(4, "--assist-bits", help="bits per channel of kept pixels, 1..8 (0: store none)"),
+    loss: str = typer.Option("ssim+mse", "--loss", help="with a mask: ssim, ssim+mse or ssim+mse+edge"),
+) -> None:
+    """Compress images to .icz files; prints bytes, bpp, PSNR and SSIM per image.
+
+    --mask-scheme or --mask keep some original pixels in the file (assistant pixels, pasted
+    into G(z) on decoding); see docs/FORMAT.md.
+
+    The rate is the model's default, or --bits, or a --quality preset; --target-ssim and
+    --max-bytes choose it per image (every preset is fitted in one run, the cheapest file
+    that meets the targets is kept). A --max-bytes that an image cannot meet writes no file
+    for it and exits with status 1; a --target-ssim that cannot be met keeps the best file
+    and says so.
+    """
+    import time
+
+    import numpy as np
+
+    from invcomp.codec import Codec, FitOptions
+    from invcomp.errors import InvcompError
+    from invcomp.files import write_atomic
+    from invcomp.inversion.rate import bits_for_quality
+    from invcomp.io.images import read_image
+    from invcomp.masks.inpaint import mask_options
+
+    inputs = expand_inputs(images, IMAGE_SUFFIXES)
+    targets = output_paths(inputs, out, ".icz")
+    targeted = target_ssim is not None or max_bytes is not None
+    if sum(x is not None for x in (bits, quality)) + targeted > 1:
+        raise InvcompError("give at most one of --bits, --quality, and --target-ssim/--max-bytes")
+    if batch_size < 1:
+        raise InvcompError("--batch-size must be >= 1")
+    codec = Codec(model, device)
+    if quality is not None:
+        bits = bits_for_quality(quality)
+    cfg = codec.config(**({"bits": bits} if bits is not None else {}), steps=steps, restarts=restarts, seed=seed)
+    options = FitOptions(cfg, target_ssim, max_bytes,
+                         mask_options(mask_scheme, keep, mask is not None, drop_outside, assist_bits, loss, seed))
+    loaded = [read_image(p) for p in inputs]
+    user_masks = None
+    if mask is not None:  # checked against every input before anything is fitted or written
+        from invcomp.masks.schemes import load_user_mask
+
+        user_masks = [load_user_mask(mask, im.pixels.shape[:2], codec.resolution) for im in loaded]
+    notes = [f"{p}: {n}" for p, im in zip(inputs, loaded) for n in im.notes]
+    for p, im in zip(inputs, loaded):
+        h, w = im.pixels.shape[:2]
+        if (h, w) != (codec.resolution,) * 2:
+            notes.append(f"{p}: {w}x{h} centre-cropped and resized to {codec.resolution}x{codec.resolution} "
+                         "(original size stored; decode --original-size restores it)")
+    if not as_json:
+        for n in notes:
+            typer.echo(f"note: {n}", err=True)
+    t0 = time.perf_counter()
+    choices = []
+    with ProgressBar("fit", len(inputs)) as bar:
+        for i in range(0, len(loaded), batch_size):
+            chunk = [im.pixels for im in loaded[i : i + batch_size]]
+            user = user_masks[i : i + batch_size] if user_masks else None
+            choices.extend(codec.fit(chunk, options, user, batch_size))
+            for choice, dst in zip(choices[i:], targets[i:]):
+                if choice.met or max_bytes is None:  # a byte limit that is not met writes nothing
+                    write_atomic(dst, choice.candidate.data)
+            bar.update(len(choices), len(inputs))
+    seconds = time.perf_counter() - t0
+    rows = []
+    for src, dst, choice in zip(inputs, targets, choices):
+        c = choice.candidate
+        row = {"input": str(src), "output": str(dst) if choice.met or max_bytes is None else None,
+               "bytes": c.size, "bits": c.bits, "bpp": round(8 * c.size / (codec.resolution**2), 4),
+               "psnr": round(c.psnr, 3), "ssim": round(c.ssim, 4)}
+        if targeted:
+            row.update(target_met=choice.met, reason=choice.reason or None)
+        rows.append(row)
+    summary = {"images": len(rows), "model": model, "bits": cfg.bits if not targeted else None,
+               "target_ssim": target_ssim, "max_bytes": max_bytes, "steps": cfg.steps, "restarts": cfg.restarts,
+               **{f"mean_{k}": round(float(np.mean([r[k] for r in rows])), d)
+                  for k, d in (("bytes", 2), ("bpp", 4), ("psnr", 3), ("ssim", 4))},
+               "targets_missed": sum(not c.met for c in choices),
+               "seconds": round(seconds, 3), "device": str(codec.device)}
+    if as_json:
+        typer.echo(json.dumps({"files": rows, "summary": summary, "notes": notes}, indent=2))
+    else:
+        for r in rows:
+            miss = f"  (target not met: {r['reason']})" if r.get("target_met") is False else ""
+            where = r["output"] or f"{r['input']}: NOT WRITTEN"
+            typer.echo(f"{where}: {r['bytes']} bytes ({r['bits']}-bit), {r['bpp']:.3f} bpp, "
+                       f"PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}{miss}")
+        typer.echo(f"{summary['images']} image(s): mean {summary['mean_bytes']:.1f} bytes, {summary['mean_bpp']:.3f} bpp, "
+                   f"PSNR {summary['mean_psnr']:.2f} dB, SSIM {summary['mean_ssim']:.4f} "
+                   f"in {seconds:.2f} s on {summary['device']} (quality at {codec.resolution}x{codec.resolution})")
+    unwritten = sum(r["output"] is None for r in rows)
+    if unwritten:
+        fail(f"{unwritten} image(s) cannot meet --max-bytes {max_bytes}; no file written for them", status=1)
+
+
+@guarded
+def decode(
+    files: List[Path] = typer.Argument(..., help=".icz files or folders"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="output PNG (one input) or folder"),
+    original_size: bool = typer.Option(False, "--original-size", help="resize to the size the image had before fitting"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="custom generator .pt (default: from the file)"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+) -> None:
+    """Decode .icz files to PNG images."""
+    from invcomp.codec import decompress
+    from invcomp.io.images import write_png
+
+    inputs = expand_inputs(files, {".icz"})
+    targets = output_paths(inputs, out, ".png")
+    for src, dst in zip(inputs, targets):
+        pixels = decompress(read_bytes(src), model=model, device=device, original_size=original_size)
+        write_png(dst, pixels)
+        typer.echo(f"{dst}: {pixels.shape[1]}x{pixels.shape[0]}")
+
+
+@guarded
+def info(
+    file: Path = typer.Argument(..., help="an .icz file"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show an .icz file's header."""
+    from invcomp.formats.icz import ENCODING_NAMES, unpack_header
+    from invcomp.masks.schemes import SCHEMES
+    from invcomp.models.registry import model_for_fingerprint
+
+    data = read_bytes(file)
+    header, pos = unpack_header(data)
+    known = model_for_fingerprint(header.fingerprint)
+    fields = {"file": str(file), "bytes": len(data), "version": data[2], "fingerprint": header.fingerprint.hex(),
+              "model": known.name if known else None, "bits": header.bits,
+              "encoding": ENCODING_NAMES[header.encoding], "original_size": header.original_size,
+              "header_bytes": pos, "payload_bytes": len(data) - pos, "mask_scheme": None}
+    if header.extension is not None:  # kept pixels: the block's first byte names the mask scheme
+        scheme = header.extension[0]
+        fields["mask_scheme"] = SCHEMES[scheme] if scheme < len(SCHEMES) else f"unknown ({scheme})"
+        fields["extension_bytes"] = len(header.extension)
+    if as_json:
+        typer.echo(json.dumps(fields, indent=2))
+    else:
+        blanks = {"model": "(model not installed)", "mask_scheme": "(none: no kept pixels)"}
+        same = "(same as the model's)"
+        for k, v in fields.items():
+            typer.echo(f"{k:14s} {v if v is not None else blanks.get(k, same)}")
+
+
+def models(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the pretrained generators."""
+    from invcomp.inversion.rate import quality_levels
+    from invcomp.models.registry import REGISTRY
+
+    rows = [{"name": m.name, "resolution": m.resolution, "latent": m.latent_dim, "default_bits": m.default_bits,
+             "file": m.file, "sha256": m.sha256, "encoder": m.encoder_file, "domain": m.domain} for m in REGISTRY.values()]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(f"{'name':14s} {'size':>7s} {'latent':>6s} {'bits':>4s}  {'sha256':14s} domain")
+    for r in rows:
+        typer.echo(f"{r['name']:14s} {r['resolution']:>4d}px {r['latent']:>6d} {r['default_bits']:>4d}  {r['sha256'][:12]}.. {r['domain']}")
+    presets = ", ".join(f"{q} = {b} bits" for q, b in quality_levels().items())
+    typer.echo(f"\n--quality presets (every model): {presets}")

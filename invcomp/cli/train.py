@@ -1,0 +1,65 @@
+"""`invcomp train`: train a generator (and encoder) for one image domain."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from invcomp.cli.common import fail, guarded
+
+
+@guarded
+def train(
+    data: str = typer.Argument(..., help=".npz file (images array) or folder of images"),
+    out: Path = typer.Option(..., "--out", "-o", help="generator weights to write (encoder goes beside it)"),
+    resolution: int = typer.Option(32, help="32 or 64"),
+    latent: int = typer.Option(64, help="latent size"),
+    width: int = typer.Option(64, help="base channel width"),
+    recipe: str = typer.Option("aegan", help="aegan (generator + encoder, reconstruction loss) or dcgan"),
+    epochs: int = typer.Option(100),
+    batch_size: int = typer.Option(64),
+    lr: float = typer.Option(2e-4),
+    adv_weight: float = typer.Option(0.05, help="aegan: weight of the adversarial loss"),
+    holdout: int = typer.Option(200, help="last N images kept out of training for validation"),
+    minutes: Optional[float] = typer.Option(None, help="stop after the epoch that passes this many minutes"),
+    work_dir: Optional[Path] = typer.Option(None, help="checkpoints, samples and log (default runs/<name>)"),
+    resume: bool = typer.Option(False, help="continue from the work dir's checkpoint"),
+    seed: int = typer.Option(0),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+) -> None:
+    """Train a generator (and encoder) for one image domain."""
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from invcomp.io.datasets import resolve_data_path
+    from invcomp.models.nets import NetConfig
+    from invcomp.models.device import pick_device
+    from invcomp.models.train import TrainConfig, Trainer
+    from invcomp.io.collection import load_collection
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = TrainConfig(net=NetConfig(resolution=resolution, latent_dim=latent, width=width), recipe=recipe,
+                      epochs=epochs, batch_size=batch_size, lr=lr, adv_weight=adv_weight, holdout=holdout, seed=seed)
+    images, _, _ = load_collection([resolve_data_path(data)], resolution)
+    wd = work_dir or Path("runs") / out.stem
+    wd.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(cfg, images, wd, out, pick_device(device))
+    if resume and trainer.checkpoint_path.exists():
+        trainer.load_checkpoint()
+        typer.echo(f"resumed at epoch {trainer.epoch}", err=True)
+    elif trainer.checkpoint_path.exists():
+        fail(f"{trainer.checkpoint_path} exists: pass --resume to continue or choose another --work-dir")
+    with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False) as bar:
+        task = bar.add_task("train", total=None, epoch=0, info="")
+
+        def progress(epoch, done, total, stats):
+            info = " ".join(f"{k}={v:.3f}" for k, v in stats.items())
+            bar.update(task, completed=done, total=total, epoch=epoch + 1, info=info)
+
+        trainer.run(max_minutes=minutes, progress=progress)
+    typer.echo(f"trained {trainer.epoch} epochs in {trainer.elapsed / 60:.1f} min -> {out}")

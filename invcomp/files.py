@@ -1,0 +1,77 @@
+"""Writing files safely: a temporary file beside the target, renamed into place.
+
+Every file invcomp writes goes through `atomic_writer` (or `write_atomic`), so a reader never
+sees a half-written file and an interrupted write leaves the old file (or nothing) behind.
+The result gets the permissions a plain `open(path, "w")` would give: the existing file's mode
+when it replaces one, otherwise 0o666 less the process umask (mkstemp alone would give 0o600).
+"""
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+
+def current_umask() -> int:
+    """The process umask (read without changing it where /proc tells it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but only done where /proc is missing)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush the folder holding `path`, so a rename into it survives a crash (best effort)."""
+    try:
+        fd = os.open(path.parent if str(path.parent) else ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file to write `path` through: renamed into place when the block ends without an
+    error (after fsync), deleted when it raises. Seek and truncate work as on any file."""
+    p = Path(path)
+    mode = _mode_for(p)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    try:
+        with os.fdopen(fd, "w+b") as f:
+            yield f
+            f.flush()
+            os.chmod(tmp, mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write bytes to `path` atomically (see atomic_writer)."""
+    with atomic_writer(path) as f:
+        f.write(data)

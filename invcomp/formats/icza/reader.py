@@ -1,0 +1,324 @@
+"""Reading an .icza archive: memory-mapped, every declared size checked, damage located and named."""
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from invcomp.errors import InvcompError
+from invcomp.formats.icz import MAX_BITS
+from invcomp.formats.icza.blocks import (
+    MAGIC_CHUNK, MAGIC_HEADER, MAGIC_SEGMENT, MAGIC_SLOT, SLOT_BYTES, ArchiveHeader, Slot, _BLOCK_OVERHEAD, _CHUNK, _SEG,
+    _SLOT, block_at, decode_header, find_block,
+)
+from invcomp.formats.icza.chunks import ChunkIndex, Record, decode_chunk_index, decode_codes, record_check
+from invcomp.formats.icza.blocks import TABLE_NAMES
+from invcomp.formats.icza.tables import level_counts, table_cumulative, zeroth_order_entropy_bits
+
+@dataclass(frozen=True)
+class Problem:
+    """Damage found while reading: where, what, and which pictures it costs."""
+
+    offset: int
+    message: str
+    names: tuple[str, ...] = ()  # damaged pictures, by name
+    lost: int = 0  # further pictures lost whose names are unknown (their index is damaged)
+    redundant: bool = False  # only a spare copy was hit: every picture is still intact
+
+
+@dataclass(frozen=True)
+class Chunk:
+    offset: int
+    segment: int
+    index: ChunkIndex
+    end: int
+
+
+@dataclass
+class Segment:
+    offset: int
+    records: int
+    kind: int
+    cum: tuple[int, ...]
+    chunks: list[Chunk]
+
+
+_MAX_SEGMENT_HEADER = _BLOCK_OVERHEAD + _SEG.size + 6 * (1 << MAX_BITS)
+
+
+class ArchiveReader:
+    """An archive opened for reading (memory-mapped): header, commit, and the chunk indexes
+    (names and sizes, not codes) of every segment. Damage found is listed in `problems`.
+    Every declared size is checked against the file before it is used."""
+
+    def __init__(self, path: str | os.PathLike, index: bool = True):
+        """index=False reads only the header and the commit (enough to append)."""
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        except OSError as e:
+            raise InvcompError(f"{path}: cannot read ({e.strerror or e})") from None
+        try:
+            self.file_size = size
+            self.problems: list[Problem] = []
+            self.header, self.slots_at = self._read_header()
+            self.slot = self._read_slots()
+            if self.slot.end > size:
+                raise InvcompError(f"{path}: truncated archive ({size} bytes; its commit record says {self.slot.end})")
+            self.tail = size - self.slot.end  # uncommitted bytes (an interrupted add): ignored
+            self.segments: list[Segment] = []
+            if index:
+                self._read_segments()
+            self._where = {name: (c, i) for c in self.chunks() for i, name in enumerate(c.index.names)}
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if isinstance(self._data, mmap.mmap):
+            self._data.close()
+        self._data = b""
+
+    def __enter__(self) -> "ArchiveReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # header and commit
+    def _read_header(self) -> tuple[ArchiveHeader, int]:
+        data = self._data
+        if len(data) < 4 or (data[:4] != MAGIC_HEADER and data.find(MAGIC_HEADER, 0, 1 << 16) < 0):
+            raise InvcompError(f"{self.path}: not an invcomp archive (bad magic)")
+        first = block_at(data, 0, MAGIC_HEADER)
+        if first:
+            payload, end = first
+            second = block_at(data, end, MAGIC_HEADER)
+            if not second or second[0] != payload:
+                self.problems.append(Problem(end, "second copy of the archive header is damaged", redundant=True))
+            return decode_header(payload), 2 * end
+        found = find_block(data, 1, min(len(data), 1 << 20), MAGIC_HEADER)
+        if not found:
+            raise InvcompError(f"{self.path}: archive header damaged or truncated (both copies)")
+        self.problems.append(Problem(0, "first copy of the archive header is damaged", redundant=True))
+        return decode_header(found[1]), found[2]
+
+    def _read_slots(self) -> Slot:
+        slots = []
+        for k in range(2):
+            found = block_at(self._data, self.slots_at + k * SLOT_BYTES, MAGIC_SLOT)
+            if found and len(found[0]) == _SLOT.size:
+                slots.append((Slot(*_SLOT.unpack(found[0])), k))
+        if not slots:
+            raise InvcompError(f"{self.path}: archive commit records damaged or truncated (both copies)")
+        slot, self.current_slot = max(slots, key=lambda s: s[0].seq)
+        if slot.end < self.segments_at:
+            raise InvcompError(f"{self.path}: corrupt commit record")
+        return slot
+
+    @property
+    def segments_at(self) -> int:
+        return self.slots_at + 2 * SLOT_BYTES
+
+    # segments and chunks
+    def _segment_header_at(self, pos: int, end: int) -> tuple[bytes, int] | None:
+        """(payload, body start) from either copy of the segment header at pos."""
+        data = self._data
+        first = block_at(data, pos, MAGIC_SEGMENT) if pos + 8 <= end else None
+        if first and first[1] <= end:
+            second = block_at(data, first[1], MAGIC_SEGMENT)
+            if not second or second[0] != first[0]:
+                self.problems.append(Problem(first[1], "second copy of a segment header is damaged", redundant=True))
+            return first[0], first[1] + (first[1] - pos)
+        found = find_block(data, pos + 1, min(end, pos + 2 * _MAX_SEGMENT_HEADER), MAGIC_SEGMENT)
+        if found and found[0] - pos == found[2] - found[0]:  # the second copy, right after a first of equal size
+            self.problems.append(Problem(pos, "first copy of a segment header is damaged", redundant=True))
+            return found[1], found[2]
+        return None
+
+    def _read_segments(self) -> None:
+        end, pos = self.slot.end, self.segments_at
+        while pos < end:
+            head = self._segment_header_at(pos, end)
+            payload = head[0] if head else b""
+            if head is None or len(payload) < _SEG.size:
+                nxt = self._next_segment(pos + 1, end)
+                self.problems.append(Problem(pos, "segment header damaged (both copies): the pictures up to "
+                                             f"{'offset ' + str(nxt) if nxt is not None else 'the end'} are lost"))
+                if nxt is None:
+                    return
+                pos = nxt
+                continue
+            records, nchunks, body, kind = _SEG.unpack_from(payload)
+            body_start = head[1]
+            if body_start + body > end or nchunks > records:
+                self.problems.append(Problem(pos, "segment header declares more data than the archive holds"))
+                return
+            cum = table_cumulative(kind, payload[_SEG.size :], self.header.bits, self.header.latent_range)
+            seg = Segment(pos, records, kind, cum, [])
+            self.segments.append(seg)
+            self._read_chunks(seg, len(self.segments) - 1, body_start, body_start + body)
+            pos = body_start + body
+
+    def _next_segment(self, pos: int, end: int) -> int | None:
+        while True:
+            found = find_block(self._data, pos, end, MAGIC_SEGMENT)
+            if not found:
+                return None
+            again = block_at(self._data, found[2], MAGIC_SEGMENT)
+            if again and again[0] == found[1]:
+                return found[0]
+            pos = found[0] + 1
+
+    def _read_chunks(self, seg: Segment, number: int, pos: int, end: int) -> None:
+        damaged_at = []
+        while pos < end:
+            chunk = self._chunk_at(pos, end, number)
+            if chunk is None:  # skip to the next chunk whose index checks out
+                damaged_at.append(pos)
+                nxt = self._data.find(MAGIC_CHUNK, pos + 1, end)
+                while nxt >= 0 and self._chunk_at(nxt, end, number) is None:
+                    nxt = self._data.find(MAGIC_CHUNK, nxt + 1, end)
+                if nxt < 0:
+                    break
+                pos = nxt
+                continue
+            seg.chunks.append(chunk)
+            if not chunk_data_intact(self._data, chunk):
+                self._locate_damage(chunk)
+            pos = chunk.end
+        if damaged_at:
+            lost = max(seg.records - sum(len(c.index.names) for c in seg.chunks), 0)
+            where = ", ".join(map(str, damaged_at))
+            self.problems.append(Problem(damaged_at[0], f"chunk index damaged (at offset {where}): "
+                                         f"{lost} picture(s) of unknown name lost", lost=lost))
+
+    def _chunk_at(self, pos: int, end: int, segment: int) -> Chunk | None:
+        """The chunk at pos if its header fits and its index passes its own crc32."""
+        data = self._data
+        if data[pos : pos + 4] != MAGIC_CHUNK or pos + 8 + _CHUNK.size > end:
+            return None
+        (length,) = struct.unpack_from("<I", data, pos + 4)
+        count, index_len, index_crc = _CHUNK.unpack_from(data, pos + 8)
+        block_end = pos + 8 + length + 4
+        index_start = pos + 8 + _CHUNK.size
+        if block_end > end or index_start + index_len > block_end - 4 or count == 0:
+            return None
+        index = data[index_start : index_start + index_len]
+        if zlib.crc32(index) != index_crc:
+            return None
+        try:
+            names, lengths, checks = decode_chunk_index(index, count, block_end - 4 - index_start - index_len)
+        except InvcompError:
+            return None
+        return Chunk(pos, segment, ChunkIndex(tuple(names), tuple(lengths), tuple(checks), index_start + index_len), block_end)
+
+    def _locate_damage(self, chunk: Chunk) -> None:
+        bad = [n for n, off, ln, chk in zip(chunk.index.names, chunk.index.offsets(), chunk.index.lengths, chunk.index.checks)
+               if record_check(n.encode("utf-8"), self._data[off : off + ln]) != chk]
+        if bad:
+            self.problems.append(Problem(chunk.offset, "damaged picture" + ("s" if len(bad) > 1 else ""), tuple(bad)))
+        else:
+            self.problems.append(Problem(chunk.offset, "chunk checksum fails but every record check passes "
+                                         "(damage in the chunk header, or missed by the 16-bit checks)"))
+
+    # queries
+    def chunks(self) -> Iterator[Chunk]:
+        for s in self.segments:
+            yield from s.chunks
+
+    def names(self) -> list[str]:
+        return [n for c in self.chunks() for n in c.index.names]
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._where
+
+    def record_bytes(self, name: str) -> int:
+        chunk, i = self._where[name]
+        return chunk.index.lengths[i]
+
+    def _decode(self, chunk: Chunk, i: int) -> np.ndarray:
+        name = chunk.index.names[i]
+        off, ln = chunk.index.offsets()[i], chunk.index.lengths[i]
+        payload = self._data[off : off + ln]
+        if record_check(name.encode("utf-8"), payload) != chunk.index.checks[i]:
+            raise InvcompError(f"{self.path}: picture {name!r} is damaged (checksum mismatch)")
+        try:
+            return decode_codes(payload, self.header.latent_dim, self.segments[chunk.segment].cum)
+        except InvcompError:
+            raise InvcompError(f"{self.path}: picture {name!r} is damaged (its codes do not decode)") from None
+
+    def codes(self, name: str) -> np.ndarray:
+        """One picture's codes, read and decoded alone; an error naming it if it is damaged."""
+        if name not in self._where:
+            raise InvcompError(f"{self.path}: no picture named {name!r}")
+        return self._decode(*self._where[name])
+
+    def records(self, skip_damaged: bool = False) -> Iterator[Record]:
+        """Every record in stored order; a damaged one raises unless skip_damaged."""
+        for chunk in self.chunks():
+            for i, name in enumerate(chunk.index.names):
+                try:
+                    yield Record(name, self._decode(chunk, i))
+                except InvcompError:
+                    if not skip_damaged:
+                        raise
+
+    def damaged(self) -> bool:
+        """Whether any picture is lost or damaged (damage to a spare copy alone does not count)."""
+        return any(not p.redundant for p in self.problems)
+
+    def verify(self) -> list[Problem]:
+        """Every problem: the structural ones found on opening, and records that fail to decode."""
+        problems = list(self.problems)
+        known = {n for p in problems for n in p.names}
+        for chunk in self.chunks():
+            for i, name in enumerate(chunk.index.names):
+                if name in known:
+                    continue
+                try:
+                    self._decode(chunk, i)
+                except InvcompError as e:
+                    problems.append(Problem(chunk.index.offsets()[i], "damaged picture (its codes do not decode)", (name,)))
+        if len(self._where) != len(self.names()):
+            seen: set[str] = set()
+            dup = sorted({n for n in self.names() if n in seen or seen.add(n)})
+            problems.append(Problem(0, "duplicate picture names", tuple(dup)))
+        return problems
+
+
+def open_archive(path: str | os.PathLike) -> ArchiveReader:
+    """An ArchiveReader, with a plain error for a path that does not exist."""
+    if not Path(path).exists():
+        raise InvcompError(f"{path}: no such file")
+    return ArchiveReader(path)
+
+
+def chunk_data_intact(data, chunk: Chunk) -> bool:
+    return zlib.crc32(data[chunk.offset : chunk.end - 4]) == struct.unpack_from("<I", data, chunk.end - 4)[0]
+
+
+def archive_stats(reader: ArchiveReader) -> dict:
+    """Byte accounting of an archive: codes, index, framing, and the codes' zeroth-order entropy."""
+    counts = level_counts((r.codes for r in reader.records()), reader.header.bits)
+    code_bytes = sum(sum(c.index.lengths) for c in reader.chunks())
+    n = len(reader)
+    entropy_bytes = zeroth_order_entropy_bits(counts) / 8
+    total = reader.slot.end
+    return {"pictures": n, "bytes": total, "bytes_per_picture": round(total / n, 3) if n else None,
+            "code_bytes": code_bytes, "code_bytes_per_picture": round(code_bytes / n, 3) if n else None,
+            "entropy_bytes": round(entropy_bytes, 1),
+            "code_bytes_over_entropy": round(code_bytes / entropy_bytes, 4) if entropy_bytes else None,
+            "other_bytes": total - code_bytes,
+            "tables": [TABLE_NAMES[s.kind] for s in reader.segments]}

@@ -1,0 +1,76 @@
+"""Rate control: the operating points of a model and choosing one per image.
+
+An operating point is a bit depth of the latent code (one model per domain here, so the
+latent size is fixed by the model). `--quality LEVEL` names a point directly; a target
+(`--target-ssim`, `--max-bytes`) is met per image by fitting every point in one run
+(`invert_rates`) and keeping the cheapest file that meets it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from invcomp.errors import InvcompError
+
+# Bit depths from the lowest rate to where quality stops improving (docs/RESULTS.md shows
+# SSIM flattening out between 5 and 6 bits for every pretrained model).
+OPERATING_BITS = (2, 3, 4, 5, 6)
+
+
+def quality_levels(bits: tuple[int, ...] = OPERATING_BITS) -> dict[int, int]:
+    """{quality level: bits}; level 1 is the lowest rate."""
+    return {level: b for level, b in enumerate(bits, start=1)}
+
+
+def bits_for_quality(level: int, bits: tuple[int, ...] = OPERATING_BITS) -> int:
+    levels = quality_levels(bits)
+    if level not in levels:
+        raise InvcompError(f"--quality must be 1..{len(levels)} (1 = smallest files), not {level}")
+    return levels[level]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One image fitted at one operating point: the file and the quality of its decoding."""
+
+    bits: int
+    data: bytes
+    psnr: float
+    ssim: float
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class Choice:
+    candidate: Candidate
+    met: bool  # False: no operating point meets the target; candidate is the closest one
+    reason: str = ""
+
+
+def choose(candidates: list[Candidate], target_ssim: float | None = None, max_bytes: int | None = None) -> Choice:
+    """The cheapest candidate meeting every target given (ties: higher SSIM).
+
+    target_ssim: SSIM at least this; when no point reaches it, the best-SSIM file is kept
+    and the choice says so. max_bytes: file at most this many bytes, a hard limit; when
+    no point fits, the smallest file is returned with met=False (callers refuse to write it).
+    """
+    if not candidates:
+        raise InvcompError("no candidates to choose from")
+    if target_ssim is not None and not 0 < target_ssim <= 1:
+        raise InvcompError(f"--target-ssim must be in (0, 1], not {target_ssim}")
+    if max_bytes is not None and max_bytes < 1:
+        raise InvcompError(f"--max-bytes must be >= 1, not {max_bytes}")
+    fitting = [c for c in candidates if max_bytes is None or c.size <= max_bytes]
+    if not fitting:
+        smallest = min(candidates, key=lambda c: (c.size, -c.ssim))
+        return Choice(smallest, False, f"smallest file is {smallest.size} bytes > --max-bytes {max_bytes}")
+    if target_ssim is None:  # only a byte budget: best quality within it
+        return Choice(max(fitting, key=lambda c: (c.ssim, -c.size)), True)
+    meeting = [c for c in fitting if c.ssim >= target_ssim]
+    if meeting:
+        return Choice(min(meeting, key=lambda c: (c.size, -c.ssim)), True)
+    best = max(fitting, key=lambda c: (c.ssim, -c.size))
+    limit = f" within {max_bytes} bytes" if max_bytes is not None else ""
+    return Choice(best, False, f"best SSIM{limit} is {best.ssim:.4f} < target {target_ssim}")

@@ -1,0 +1,63 @@
+"""The table of pretrained generators: names, weight files, sha256s, geometry and domains.
+
+Pure data (no torch), so that commands that only read headers (`info`, `ls`) stay fast;
+loading and checking the weights is `invcomp.models.zoo`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    file: str  # generator weights, in the package folder invcomp/pretrained
+    resolution: int
+    latent_dim: int
+    sha256: str  # of the generator file; its first 3 bytes are the .icz fingerprint
+    encoder_file: str | None = None
+    encoder_sha256: str | None = None
+    default_bits: int = 4
+    domain: str = ""
+    test_data: str = ""  # the held-out test file of its domain (in the data folder)
+
+    @property
+    def fingerprint(self) -> bytes:
+        return bytes.fromhex(self.sha256)[:3]
+
+
+REGISTRY: dict[str, ModelInfo] = {
+    m.name: m
+    for m in [
+        ModelInfo("airplanes32", "airplanes32.pt", 32, 96, "d7a577045bad3f3b21a52d2964d51234899734036c77bae702a38898e79fc11b",
+                  "airplanes32.encoder.pt", "455af44a27fdd7e22e54373e11757d1a2306a521faa949568b4a37131232f183",
+                  default_bits=3, domain="CIFAR-10 airplanes (pretrained/airplanes32.md)",
+                  test_data="cifar10_airplane_test.npz"),
+        ModelInfo("automobiles32", "automobiles32.pt", 32, 96, "09b0978e4a431ae5b7335daec612636dca6505da8f577471ae331856b0b17681",
+                  "automobiles32.encoder.pt", "7604a107ba9f17d2ae173247f8b5093114a9a42a26eceda29227d63a2846d604",
+                  default_bits=3, domain="CIFAR-10 automobiles (pretrained/automobiles32.md)",
+                  test_data="cifar10_automobile_test.npz"),
+        ModelInfo("flowers32", "flowers32.pt", 32, 128, "16c41f1444a1035b7501444cac14b2fce7ff8c0a2421f2c2a584cc8b591808d6",
+                  "flowers32.encoder.pt", "b952c5b07ba42e4d3e30f2894480c96b7b251f9d8c64e3aa730d935e6008a90c",
+                  default_bits=3, domain="Oxford flowers, 32x32 (pretrained/flowers32.md)",
+                  test_data="flowers_32_test.npz"),
+        ModelInfo("flowers64", "flowers64.pt", 64, 256, "b489e5127b79761c6da6de638290ed9bd435df1ea2b19733bceacc6e0e5899e6",
+                  "flowers64.encoder.pt", "1d180ad3b381926836531b99e28cadb57497803a88f01f64d99f93eec154bc59",
+                  default_bits=3, domain="Oxford flowers, 64x64 (pretrained/flowers64.md)",
+                  test_data="flowers_64_test.npz"),
+    ]
+}
+
+
+def model_for_fingerprint(fingerprint: bytes) -> ModelInfo | None:
+    for info in REGISTRY.values():
+        if info.fingerprint == fingerprint:
+            return info
+    return None
+
+
+def model_for_sha256(sha256: str) -> ModelInfo | None:
+    for info in REGISTRY.values():
+        if info.sha256 == sha256:
+            return info
+    return None

@@ -1,0 +1,232 @@
+"""Training a generator for one image domain, with its discriminator and (optionally) an encoder.
+
+Two recipes:
+- "dcgan": the plain adversarial game; G only learns to fool D.
+- "aegan": G is trained jointly with an encoder E under a reconstruction loss
+  (1 - SSIM + L1 of G(E(x) + quantization noise) against x) beside the adversarial
+  loss, and E's latents are pulled towards N(0, 1) by moment matching. This is built
+  for compression: it makes G's range cover real images, not only plausible samples.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from invcomp.errors import InvcompError
+from invcomp.io.images import image_grid, write_png
+from invcomp.files import write_atomic
+from invcomp.models.nets import Discriminator, Encoder, Generator, NetConfig, init_weights
+from invcomp.metrics import psnr01, ssim01, to_uint8
+from invcomp.models.weights import save_weights
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    net: NetConfig = field(default_factory=NetConfig)
+    recipe: str = "aegan"
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 2e-4
+    seed: int = 0
+    adv_weight: float = 0.05  # aegan: adversarial weight relative to reconstruction
+    l1_weight: float = 1.0
+    moment_weight: float = 0.1
+    noise_bits: tuple[int, ...] = (3, 4, 5)  # quantization noise widths used in training
+    holdout: int = 200  # last images of the training file, never trained on, for validation
+    flip: bool = True
+
+    def __post_init__(self) -> None:
+        if self.recipe not in ("dcgan", "aegan"):
+            raise InvcompError(f"unknown recipe {self.recipe!r} (dcgan or aegan)")
+        if self.epochs < 1 or self.batch_size < 2:
+            raise InvcompError("epochs must be >= 1 and batch size >= 2")
+
+
+def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return (x + 1) / 2
+
+
+class Trainer:
+    """Holds networks, optimisers and progress; `run` trains, checkpointing every epoch."""
+
+    def __init__(self, cfg: TrainConfig, images: np.ndarray, work_dir: Path, out: Path, device: torch.device):
+        if images.shape[1:3] != (cfg.net.resolution, cfg.net.resolution):
+            raise InvcompError(f"training images are {images.shape[1]}x{images.shape[2]}, model is {cfg.net.resolution}")
+        if len(images) <= cfg.holdout + cfg.batch_size:
+            raise InvcompError(f"too few training images ({len(images)})")
+        self.cfg, self.device, self.work_dir, self.out = cfg, device, work_dir, out
+        torch.manual_seed(cfg.seed)
+        data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+        self.train_set = data[: len(data) - cfg.holdout] if cfg.holdout else data
+        self.val_set = data[len(data) - cfg.holdout :] if cfg.holdout else data[:64]
+        self.G = Generator(cfg.net).to(device)
+        self.D = Discriminator(cfg.net).to(device)
+        self.E = Encoder(cfg.net).to(device) if cfg.recipe == "aegan" else None
+        for m in (self.G, self.D, self.E):
+            if m is not None:
+                init_weights(m)
+        ge_params = list(self.G.parameters()) + (list(self.E.parameters()) if self.E else [])
+        self.opt_g = torch.optim.Adam(ge_params, lr=cfg.lr, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+        self.epoch = 0
+        self.elapsed = 0.0
+        self.fixed_z = torch.randn(64, cfg.net.latent_dim, generator=torch.Generator().manual_seed(cfg.seed)).clamp(
+            -cfg.net.latent_range, cfg.net.latent_range
+        )
+
+    # --- checkpoints -------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.work_dir / "checkpoint.pt"
+
+    def save_checkpoint(self) -> None:
+        import io
+
+        state = {
+            "config": json.dumps(asdict(self.cfg)),
+            "epoch": self.epoch,
+            "elapsed": self.elapsed,
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "E": self.E.state_dict() if self.E else {},
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": torch.get_rng_state(),
+        }
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        write_atomic(self.checkpoint_path, buf.getvalue())
+
+    def load_checkpoint(self) -> None:
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        if json.loads(state["config"]) != json.loads(json.dumps(asdict(self.cfg))):
+            raise InvcompError(f"{self.checkpoint_path}: checkpoint was made with other settings; use a new --work-dir")
+        self.G.load_state_dict(state["G"], strict=True)
+        self.D.load_state_dict(state["D"], strict=True)
+        if self.E:
+            self.E.load_state_dict(state["E"], strict=True)
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        torch.set_rng_state(state["rng"].cpu())
+        self.epoch, self.elapsed = int(state["epoch"]), float(state["elapsed"])
+
+    # --- training ---------------------------------------------------------------
+    def _batch(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.train_set[idx].to(self.device).float() / 127.5 - 1
+        if self.cfg.flip:
+            flip = torch.rand(len(idx), device=self.device) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        return x
+
+    def _noise(self, z: torch.Tensor) -> torch.Tensor:
+        """Uniform noise of one quantization step, at a bit depth drawn per image."""
+        r = self.cfg.net.latent_range
+        bits = torch.tensor(self.cfg.noise_bits, device=z.device)[torch.randint(len(self.cfg.noise_bits), (len(z),), device=z.device)]
+        step = (2 * r / (2.0**bits - 1))[:, None]
+        return (z + (torch.rand_like(z) - 0.5) * step).clamp(-r, r)
+
+    def step(self, x: torch.Tensor) -> dict[str, float]:
+        cfg, G, D, E = self.cfg, self.G, self.D, self.E
+        n, r = len(x), cfg.net.latent_range
+        z_rand = torch.randn(n, cfg.net.latent_dim, device=self.device).clamp(-r, r)
+        fake = G(z_rand)
+        z_enc = E(x) if E else None
+        rec = G(self._noise(z_enc)) if E else None
+        # discriminator
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss = _bce(D(x), 1.0) + _bce(D(fake.detach()), 0.0)
+        if rec is not None:
+            d_loss = d_loss + _bce(D(rec.detach()), 0.0)
+        d_loss.backward()
+        self.opt_d.step()
+        # generator (and encoder)
+        self.opt_g.zero_grad(set_to_none=True)
+        adv = _bce(D(fake), 1.0)
+        stats = {"d": d_loss.item()}
+        if E is None:
+            g_loss = adv
+        else:
+            adv = 0.5 * (adv + _bce(D(rec), 1.0))
+            ssim = ssim01(_unit(rec), _unit(x)).mean()
+            l1 = (rec - x).abs().mean()
+            moments = z_enc.mean(0).pow(2).mean() + (z_enc.var(0) - 1).pow(2).mean()
+            g_loss = (1 - ssim) + cfg.l1_weight * l1 + cfg.adv_weight * adv + cfg.moment_weight * moments
+            stats.update(ssim=ssim.item(), l1=l1.item())
+        g_loss.backward()
+        self.opt_g.step()
+        stats["g"] = adv.item()
+        return stats
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Encoder reconstruction quality on held-out images (aegan only)."""
+        if self.E is None:
+            return {}
+        self.G.eval(), self.E.eval()
+        x = self.val_set.to(self.device).float() / 255.0
+        rec = _unit(self.G(self.E(x * 2 - 1)))
+        out = {"val_ssim": ssim01(rec, x).mean().item(), "val_psnr": psnr01(rec, x).mean().item()}
+        self.G.train(), self.E.train()
+        return out
+
+    @torch.no_grad()
+    def sample_grid(self) -> np.ndarray:
+        self.G.eval()
+        samples = to_uint8(_unit(self.G(self.fixed_z.to(self.device))))
+        self.G.train()
+        return image_grid(samples, 8)
+
+    def export(self) -> dict[str, str]:
+        self.G.eval()
+        hashes = {"generator": save_weights(self.out, "generator", self.G, self.cfg.net)}
+        if self.E:
+            self.E.eval()
+            hashes["encoder"] = save_weights(encoder_path(self.out), "encoder", self.E, self.cfg.net)
+            self.E.train()
+        self.G.train()
+        return hashes
+
+    def run(self, max_minutes: float | None = None, progress=None) -> None:
+        cfg = self.cfg
+        gen = torch.Generator().manual_seed(cfg.seed)
+        batches = len(self.train_set) // cfg.batch_size
+        (self.work_dir / "samples").mkdir(parents=True, exist_ok=True)
+        log = self.work_dir / "log.jsonl"
+        t_start = time.time()
+        while self.epoch < cfg.epochs:
+            gen.manual_seed(cfg.seed * 100003 + self.epoch)  # same order on resume
+            perm = torch.randperm(len(self.train_set), generator=gen)
+            t0 = time.time()
+            sums: dict[str, float] = {}
+            for b in range(batches):
+                stats = self.step(self._batch(perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]))
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                if progress:
+                    progress(self.epoch, b + 1, batches, stats)
+            self.epoch += 1
+            self.elapsed += time.time() - t0
+            record = {"epoch": self.epoch, "seconds": round(self.elapsed, 1)}
+            record.update({k: round(v / batches, 4) for k, v in sums.items()})
+            record.update({k: round(v, 4) for k, v in self.validate().items()})
+            write_png(self.work_dir / "samples" / f"epoch_{self.epoch:03d}.png", self.sample_grid())
+            self.save_checkpoint()
+            record.update(self.export())
+            with open(log, "a") as f:
+                f.write(json.dumps(record) + "\n")
+            if max_minutes is not None and time.time() - t_start > 60 * max_minutes:
+                break
+
+
+def encoder_path(generator_path: Path) -> Path:
+    return generator_path.with_name(generator_path.stem + ".encoder.pt")
