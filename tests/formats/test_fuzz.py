@@ -20,7 +20,7 @@ from invcomp.errors import InvcompError
 SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=300,
                     suppress_health_check=[HealthCheck.too_slow])
 
-FUZZ_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fuzz.py"
+FUZZ_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fuzz.py"
 
 
 def _load_fuzz():
