@@ -13,8 +13,9 @@ Lower layers: `inversion` (search for z, rate control), `masks` (kept pixels), `
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence, Union
+from typing import Union
 
 import numpy as np
 import torch

@@ -26,16 +26,15 @@ import numpy as np
 import zstandard
 from PIL import Image
 
-from invcomp.formats import arith
-from invcomp.formats import icza as ar
-from invcomp.bench.rd import classic_roundtrip
-from invcomp.formats import bitpack
-from invcomp.formats.icz import Header, encode_file
 from invcomp.archive import codec_for
-from invcomp.io.sources import NpzRows, npz_names
+from invcomp.bench.rd import classic_roundtrip
+from invcomp.files import write_atomic
+from invcomp.formats import arith, bitpack
+from invcomp.formats import icza as ar
+from invcomp.formats.icz import Header, encode_file
 from invcomp.io.datasets import resolve_data_path
 from invcomp.io.images import fit_to_square
-from invcomp.files import write_atomic
+from invcomp.io.sources import NpzRows, npz_names
 from invcomp.metrics import image_quality
 
 
@@ -215,7 +214,8 @@ def markdown(r: dict) -> str:
         f"| arithmetic, per record, archive histogram (table stored once) | {pk['arith_per_record_archive_histogram']:.2f} | yes |",
         "",
         f"Packing throughput: {r['pictures_per_second']} pictures/s ({r['pack_seconds']} s for {r['pictures']} "
-        f"pictures with {r['machine'].get('threads', r['machine']['cores'])} thread(s) on {r['machine']['cores']} cores, device {r['machine']['device']}; "
+        f"pictures with {r['machine'].get('threads', r['machine']['cores'])} thread(s) on {r['machine']['cores']} cores, "
+        f"device {r['machine']['device']}; "
         f"{r['pack_wall_seconds_incl_startup']} s with start-up).",
         "",
         f"Command: `{r['command']}`",

@@ -4,21 +4,20 @@
 
 For each generator (its encoder is used when one lies beside it): invert N held-out images
 (by default the last 200 of the training file, which `invcomp train --holdout 200` never
-trains on, so that choosing a recipe does not peek at the test file) at 12 bits (close to unquantized) and at 4 bits, with the default inversion settings;
+trains on, so that choosing a recipe does not peek at the test file) at 12 bits (close to unquantized) and at 4 bits,
+with the default inversion settings;
 report mean bytes, PSNR and SSIM. Writes results/compare_generators.{json,md}.
 """
 import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-from invcomp.codec import Codec
-from invcomp.models.zoo import resolve_model
-from invcomp.io.datasets import load_npz_images, resolve_data_path
 from invcomp.bench.evaluate import evaluate_invcomp, evaluate_webp
+from invcomp.codec import Codec
 from invcomp.files import write_atomic
 from invcomp.inversion.invert import InversionConfig
+from invcomp.io.datasets import load_npz_images, resolve_data_path
+from invcomp.models.zoo import resolve_model
 
 
 def main() -> None:
@@ -46,12 +45,14 @@ def main() -> None:
                          "latent": codec.model.config.latent_dim, "epochs": trained.get("epoch"),
                          "train_minutes": round(trained.get("seconds", 0) / 60, 1), **s.to_dict()})
             print(json.dumps(rows[-1]), flush=True)
-    lines = ["| generator | latent | epochs | train min | codec | mean bytes | PSNR (dB) | SSIM |", "|---|---:|---:|---:|---|---:|---:|---:|"]
+    lines = ["| generator | latent | epochs | train min | codec | mean bytes | PSNR (dB) | SSIM |",
+             "|---|---:|---:|---:|---|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['generator']} | {r.get('latent', '')} | {r.get('epochs', '')} | {r.get('train_minutes', '')} | "
                      f"{r['codec']} | {r['mean_bytes']:.1f} | {r['psnr']:.2f} | {r['ssim']:.4f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out.with_suffix(".json"), json.dumps({"data": args.data, "holdout": args.holdout, "n": args.n, "rows": rows}, indent=2).encode())
+    report = {"data": args.data, "holdout": args.holdout, "n": args.n, "rows": rows}
+    write_atomic(args.out.with_suffix(".json"), json.dumps(report, indent=2).encode())
     write_atomic(args.out.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 

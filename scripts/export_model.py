@@ -15,7 +15,7 @@ from invcomp.models.weights import load_net, sha256_of
 
 def main(weights: str, run_dir: str, name: str) -> None:
     src, run, dst = Path(weights), Path(run_dir), Path("pretrained")
-    log = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     last = log[-1]
     if sha256_of(src) != last["generator"]:
         raise SystemExit(f"{src} is not the weights of the run's last epoch")

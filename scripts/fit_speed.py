@@ -18,11 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-from invcomp.io.datasets import load_npz_images, resolve_data_path
 from invcomp.files import write_atomic
+from invcomp.io.datasets import load_npz_images, resolve_data_path
 
 
 def run(cmd: list[str]) -> tuple[dict, float]:

@@ -41,14 +41,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from invcomp.formats import varint
-from invcomp.formats.icz import ENCODING_NAMES, Header, encode_file, pack_header, unpack_header
 from invcomp.codec import Codec
 from invcomp.errors import InvcompError
 from invcomp.files import write_atomic
+from invcomp.formats import varint
+from invcomp.formats.icz import ENCODING_NAMES, Header, encode_file, unpack_header
 from invcomp.models.nets import Generator, NetConfig, init_weights
-from invcomp.models.zoo import Model
 from invcomp.models.weights import weights_bytes
+from invcomp.models.zoo import Model
 
 # Sizes for the original-size field: in range, at the limits, and past them.
 EXTREME_SIDES = [0, 1, 2, 31, 32, 33, 127, 128, 255, 256, 4096, 8000, 8001, 16383, 16384, 65534, 65535, 65536,
@@ -303,7 +303,6 @@ def archive_corpus(model: Model, rng: np.random.Generator, folder: Path) -> list
 
 def _blocks(data: bytes) -> list[tuple[int, int]]:
     """(start, end) of every well-formed block."""
-    from invcomp.formats import icza as ar
     from invcomp.formats.icza.blocks import block_at
 
     found = []
@@ -391,8 +390,8 @@ ARCHIVE_MUTATORS = [_bitflip, _bitflip, _byte_set, _truncate, _extend, _insert_d
 
 def _read_archive(path: Path, model: Model) -> int:
     """What ls, verify and unpack do with an archive; returns the pictures whose codes decode."""
-    from invcomp.formats import icza as ar
     from invcomp.archive import codec_for
+    from invcomp.formats import icza as ar
 
     with ar.ArchiveReader(path) as r:
         h = r.header

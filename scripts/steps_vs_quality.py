@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 from invcomp.codec import Codec
-from invcomp.models.zoo import resolve_model
-from invcomp.io.datasets import load_npz_images, resolve_data_path
 from invcomp.files import write_atomic
 from invcomp.inversion.invert import InversionConfig
+from invcomp.io.datasets import load_npz_images, resolve_data_path
 from invcomp.metrics import image_quality
+from invcomp.models.zoo import resolve_model
 
 SERIES = {
     "random": (dict(use_encoder=False, restarts=1), [25, 50, 100, 200, 300, 500]),
@@ -85,7 +85,7 @@ def plot(report: dict, path: Path) -> None:
     for ax in axes:
         ax.axhline(ref, color="grey", lw=0.8, ls="--", label="500-step random start")
         ax.axhline(ref - report["tolerance"], color="grey", lw=0.8, ls=":", label=f"- {report['tolerance']}")
-        ax.set_ylabel("mean SSIM (decoded, %d bits)" % report["bits"])
+        ax.set_ylabel(f"mean SSIM (decoded, {report['bits']} bits)")
         ax.grid(alpha=0.3)
         ax.set_ylim(bottom=ref - 0.15)  # the region that matters; far-off points are clipped
     axes[0].set_xscale("symlog", linthresh=10)

@@ -11,12 +11,12 @@ import json
 from dataclasses import fields, replace
 from pathlib import Path
 
-from invcomp.codec import Codec
-from invcomp.models.zoo import resolve_model
-from invcomp.io.datasets import load_npz_images, resolve_data_path
 from invcomp.bench.evaluate import evaluate_invcomp
+from invcomp.codec import Codec
 from invcomp.files import write_atomic
 from invcomp.inversion.invert import InversionConfig
+from invcomp.io.datasets import load_npz_images, resolve_data_path
+from invcomp.models.zoo import resolve_model
 
 
 def parse(spec: str) -> InversionConfig:
@@ -46,7 +46,8 @@ def main() -> None:
         rows.append({"settings": spec or "defaults", **s.to_dict()})
         print(json.dumps(rows[-1]), flush=True)
     lines = ["| settings | mean bytes | PSNR (dB) | SSIM | s / image |", "|---|---:|---:|---:|---:|"]
-    lines += [f"| {r['settings']} | {r['mean_bytes']:.1f} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['seconds_per_image']:.2f} |" for r in rows]
+    lines += [f"| {r['settings']} | {r['mean_bytes']:.1f} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['seconds_per_image']:.2f} |"
+              for r in rows]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out.with_suffix(".json"), json.dumps({"model": args.model, "n": args.n, "rows": rows}, indent=2).encode())
     write_atomic(args.out.with_suffix(".md"), ("\n".join(lines) + "\n").encode())

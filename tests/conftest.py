@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from invcomp.models.nets import Encoder, Generator, NetConfig, init_weights
 from invcomp.models import registry, zoo
+from invcomp.models.nets import Encoder, Generator, NetConfig, init_weights
 from invcomp.models.registry import ModelInfo
-from invcomp.models.zoo import Model, load_model
 from invcomp.models.weights import save_weights, weights_bytes
+from invcomp.models.zoo import Model, load_model
 
 torch.set_num_threads(1)
 TINY = NetConfig(resolution=32, latent_dim=8, width=8)
@@ -64,3 +64,10 @@ def fake_registry(monkeypatch, tmp_path):
     load_model.cache_clear()
     yield tmp_path
     load_model.cache_clear()
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that use the pretrained models are slow too (`scripts/test.sh --fast` skips both)."""
+    for item in items:
+        if item.get_closest_marker("pretrained"):
+            item.add_marker(pytest.mark.slow)

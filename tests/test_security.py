@@ -18,26 +18,31 @@ import numpy as np
 import pytest
 import torch
 import zstandard
+from conftest import TINY, tiny_nets
 from PIL import Image
 from typer.testing import CliRunner
 
-from invcomp.formats import varint
-from invcomp.formats import icz as bitstream
-from invcomp.io import images as imageio
-from invcomp.models import registry
-from invcomp.models import weights
-from invcomp.formats.icz import (ENCODING_GAUSS, ENCODING_RAW, ENCODING_ZSTD, MAX_ORIGINAL_PIXELS, Header, decode_file,
-                               encode_file, pack_header, unpack_header)
 from invcomp.cli import app
 from invcomp.codec import Codec
 from invcomp.errors import InvcompError
-from invcomp.io.images import fit_to_square, read_image, resize_to
 from invcomp.files import write_atomic
-from invcomp.models.registry import ModelInfo
-from invcomp.models.zoo import Model, load_model
+from invcomp.formats import varint
+from invcomp.formats.icz import (
+    ENCODING_GAUSS,
+    ENCODING_RAW,
+    ENCODING_ZSTD,
+    MAX_ORIGINAL_PIXELS,
+    Header,
+    decode_file,
+    encode_file,
+    pack_header,
+    unpack_header,
+)
+from invcomp.io import images as imageio
+from invcomp.io.images import fit_to_square, read_image, resize_to
+from invcomp.models import weights
 from invcomp.models.weights import load_net, weights_bytes
-
-from conftest import TINY, tiny_nets
+from invcomp.models.zoo import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -461,6 +466,7 @@ def _in_process_digests(codec: Codec, files: list[bytes]) -> set[str]:
     return digests
 
 
+@pytest.mark.slow
 def test_decoding_is_identical_across_runs_and_thread_counts(tmp_path, tiny_model, tiny_weights):
     files = _files_for(tiny_model.fingerprint, 8, 4)
     digests = _in_process_digests(Codec(tiny_model, "cpu"), files)
@@ -474,6 +480,7 @@ def test_decoding_is_identical_across_runs_and_thread_counts(tmp_path, tiny_mode
         assert out == [want, str(threads), want, str(threads)]
 
 
+@pytest.mark.slow
 @pytest.mark.pretrained
 def test_pretrained_decoding_is_identical_across_thread_counts(tmp_path):
     """The real generator (wider convolutions, where thread partitioning could matter)."""
@@ -502,6 +509,7 @@ def _wait_for(predicate, limit: float) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_killing_fit_never_leaves_a_partial_icz_or_touches_the_input(tmp_path, tiny_weights, tiny_model):
     """SIGKILL `invcomp fit` at several moments (during start-up, just as the 1st output appears,
     a little after it, and just as the 2nd appears); every .icz left behind decodes, and the inputs are

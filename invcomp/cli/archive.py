@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -24,7 +24,7 @@ def _print_summary(s: dict, as_json: bool, notes: Notes) -> None:
 
 
 def pack(
-    sources: List[Path] = typer.Argument(..., help="image files, folders, globs or .npz files"),
+    sources: list[Path] = typer.Argument(..., help="image files, folders, globs or .npz files"),
     out: Path = typer.Option(..., "--out", "-o", help="the archive to write (NAME.icza)"),
     model: str = typer.Option("airplanes32", "--model", "-m", help="pretrained generator or a custom .pt"),
     bits: Optional[int] = typer.Option(None, help="bits per latent dimension (default: the model's)"),
@@ -59,7 +59,7 @@ def pack(
 
 def add(
     archive_path: Path = typer.Argument(..., metavar="ARCHIVE", help="an .icza archive"),
-    sources: List[Path] = typer.Argument(..., help="image files, folders, globs or .npz files"),
+    sources: list[Path] = typer.Argument(..., help="image files, folders, globs or .npz files"),
     skip_existing: bool = typer.Option(False, help="skip pictures whose name is already in the archive "
                                                   "(e.g. to finish an interrupted add)"),
     skip_unreadable: bool = typer.Option(False, help="skip unreadable images with a notice"),
@@ -84,7 +84,7 @@ def add(
 
 @guarded
 def merge(
-    inputs: List[Path] = typer.Argument(..., help=".icza archives (e.g. the shards of one pack)"),
+    inputs: list[Path] = typer.Argument(..., help=".icza archives (e.g. the shards of one pack)"),
     out: Path = typer.Option(..., "--out", "-o", help="the archive to write"),
     force: bool = typer.Option(False, help="replace an existing archive"),
     as_json: bool = typer.Option(False, "--json"),
@@ -101,7 +101,7 @@ def merge(
 @guarded
 def unpack(
     archive_path: Path = typer.Argument(..., metavar="ARCHIVE", help="an .icza archive"),
-    names: Optional[List[str]] = typer.Argument(None, help="pictures to extract (default: all)"),
+    names: Optional[list[str]] = typer.Argument(None, help="pictures to extract (default: all)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default: beside the archive, named after it)"),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="custom generator .pt (default: from the archive)"),
     device: str = typer.Option("auto"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -12,7 +12,7 @@ from invcomp.cli.common import IMAGE_SUFFIXES, ProgressBar, expand_inputs, fail,
 
 @guarded
 def fit(
-    images: List[Path] = typer.Argument(..., help="image files or folders"),
+    images: list[Path] = typer.Argument(..., help="image files or folders"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output file (one input) or folder"),
     model: str = typer.Option("airplanes32", "--model", "-m", help="pretrained generator (see `invcomp models`) or a custom .pt"),
     bits: Optional[int] = typer.Option(None, help="bits per latent dimension, 2..12 (default: the model's)"),
@@ -129,7 +129,7 @@ def fit(
 
 @guarded
 def decode(
-    files: List[Path] = typer.Argument(..., help=".icz files or folders"),
+    files: list[Path] = typer.Argument(..., help=".icz files or folders"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output PNG (one input) or folder"),
     original_size: bool = typer.Option(False, "--original-size", help="resize to the size the image had before fitting"),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="custom generator .pt (default: from the file)"),

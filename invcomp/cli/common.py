@@ -5,8 +5,9 @@ Imports nothing heavy at module level (no torch, numpy or rich), so `--help` sta
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Optional
 
 import typer
 
@@ -28,8 +29,14 @@ class ProgressBar:
 
     def __init__(self, label: str, total: int | None = None, unit: str = "img"):
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self._bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
                              TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
@@ -37,7 +44,7 @@ class ProgressBar:
         self._task = self._bar.add_task(label, total=total, rate="")
         self._unit, self._t0, self._start = unit, time.perf_counter(), None
 
-    def __enter__(self) -> "ProgressBar":
+    def __enter__(self) -> ProgressBar:
         self._bar.__enter__()
         return self
 
@@ -71,7 +78,7 @@ class Notes:
             typer.echo(f"note: ... and {len(self.all) - MAX_NOTES} more notes like these", err=True)
 
 
-def expand_inputs(paths: List[Path], suffixes: set[str]) -> list[Path]:
+def expand_inputs(paths: list[Path], suffixes: set[str]) -> list[Path]:
     """Files as given, and the matching files inside folders (sorted)."""
     out: list[Path] = []
     for p in paths:

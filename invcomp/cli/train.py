@@ -33,11 +33,11 @@ def train(
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from invcomp.io.datasets import resolve_data_path
-    from invcomp.models.nets import NetConfig
-    from invcomp.models.device import pick_device
-    from invcomp.models.train import TrainConfig, Trainer
     from invcomp.io.collection import load_collection
+    from invcomp.io.datasets import resolve_data_path
+    from invcomp.models.device import pick_device
+    from invcomp.models.nets import NetConfig
+    from invcomp.models.train import TrainConfig, Trainer
 
     if threads:
         torch.set_num_threads(threads)

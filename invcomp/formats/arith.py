@@ -8,8 +8,8 @@ math.erf in double precision (tests pin a checksum of them).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 _PRECISION = 32
 _FULL = (1 << _PRECISION) - 1

@@ -10,10 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import zstandard
 
-from invcomp.formats import arith, bitpack
-
-from invcomp.formats import varint
 from invcomp.errors import InvcompError
+from invcomp.formats import arith, bitpack, varint
 
 MAGIC = b"IC"
 MIN_BITS, MAX_BITS = 2, 12  # bits per latent dimension (a 4-bit header field)

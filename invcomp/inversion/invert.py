@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
 
 import torch
 
 from invcomp.errors import InvcompError
-from invcomp.models.nets import Encoder, Generator
 from invcomp.inversion.quantize import MAX_BITS, MIN_BITS, dequantize, fake_quantize, quantize
 from invcomp.metrics import SSIMTarget, ssim01
+from invcomp.models.nets import Encoder, Generator
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ class LatentAdam:
         denom = (self.exp_avg_sq.sqrt() / (1 - beta2**self.steps) ** 0.5).add_(self.eps)
         self.z.addcdiv_(self.exp_avg, denom, value=-step_size)
 
-    def branched(self, z: torch.Tensor, copies: int) -> "LatentAdam":
+    def branched(self, z: torch.Tensor, copies: int) -> LatentAdam:
         """The same optimiser state, repeated for `copies` side-by-side copies of the latents (z)."""
         out = LatentAdam(z, self.betas, self.eps)
         out.steps = self.steps

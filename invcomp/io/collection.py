@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from invcomp.io.datasets import list_image_files, load_npz_images
 from invcomp.errors import InvcompError
+from invcomp.io.datasets import list_image_files, load_npz_images
 from invcomp.io.images import fit_to_square, read_image
 
 

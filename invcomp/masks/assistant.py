@@ -21,8 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from invcomp.formats import arith, bitpack
 from invcomp.errors import InvcompError
+from invcomp.formats import arith, bitpack
 
 MIN_BITS, MAX_BITS = 1, 8
 PACK_RAW = 0  # codes bit-packed MSB first

@@ -6,8 +6,8 @@ extension block (`extension`); `icz` only carries that block as bytes.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

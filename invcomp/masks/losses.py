@@ -3,7 +3,7 @@ decoder will show (G(z) with the kept pixels blended in), and region quality for
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

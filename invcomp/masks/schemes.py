@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from invcomp.formats import varint
 from invcomp.errors import InvcompError
+from invcomp.formats import varint
 from invcomp.io.images import fit_to_square, read_image
 
 SCHEMES = ("center", "random", "block", "edges", "edges+random", "user")

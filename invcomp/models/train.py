@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from invcomp.errors import InvcompError
-from invcomp.io.images import image_grid, write_png
 from invcomp.files import write_atomic
-from invcomp.models.nets import Discriminator, Encoder, Generator, NetConfig, init_weights
+from invcomp.io.images import image_grid, write_png
 from invcomp.metrics import psnr01, ssim01, to_uint8
+from invcomp.models.nets import Discriminator, Encoder, Generator, NetConfig, init_weights
 from invcomp.models.weights import save_weights
 
 

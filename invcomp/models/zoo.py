@@ -37,7 +37,7 @@ class Model:
         return bytes.fromhex(self.sha256)[:3]
 
     @classmethod
-    def from_bytes(cls, name: str, generator: bytes, encoder: bytes | None = None, default_bits: int = 4) -> "Model":
+    def from_bytes(cls, name: str, generator: bytes, encoder: bytes | None = None, default_bits: int = 4) -> Model:
         """A model from weight-file contents (for custom and test models; no registry check)."""
         g = load_net(generator, "generator", name)
         e = load_net(encoder, "encoder", name + " encoder") if encoder is not None else None
@@ -46,7 +46,7 @@ class Model:
         return cls(name, g, e, hashlib.sha256(generator).hexdigest(), default_bits)
 
     @classmethod
-    def from_files(cls, generator: Path, encoder: Path | None = None, default_bits: int = 4) -> "Model":
+    def from_files(cls, generator: Path, encoder: Path | None = None, default_bits: int = 4) -> Model:
         enc = encoder.read_bytes() if encoder else None
         return cls.from_bytes(generator.stem, generator.read_bytes(), enc, default_bits)
 

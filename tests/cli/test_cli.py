@@ -53,7 +53,7 @@ def _fails(args, match):
     r = runner.invoke(app, args)
     assert r.exit_code != 0
     assert "Traceback" not in r.output
-    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and match in lines[0], r.stderr
     return r
 

@@ -4,17 +4,14 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-
-from invcomp.formats import bitpack
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from invcomp.formats import arith
-from invcomp.formats.icz import (MAX_ORIGINAL_PIXELS, MAX_SIDE, Header, decode_file, encode_file, pack_header,
-                               unpack_header)
 from invcomp.codec import Codec
 from invcomp.errors import InvcompError
+from invcomp.formats import arith, bitpack
+from invcomp.formats.icz import MAX_ORIGINAL_PIXELS, MAX_SIDE, Header, decode_file, encode_file, pack_header, unpack_header
 
 # derandomize: the same examples on every run (the suite is deterministic); no example database on disk
 SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=300,
@@ -52,6 +49,7 @@ def valid_files(draw, n=None):
     return header, codes, encode_file(header, codes, 3.0)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(valid_files())
 def test_valid_files_round_trip(case):
@@ -87,6 +85,7 @@ def test_plausible_headers_decode_or_raise_own_error(flags, size_field, payload,
     _decodes_or_refuses(b"IC\x01abc" + bytes([flags]) + size_field + payload, n)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(valid_files(n=24), st.data())
 def test_mutated_valid_files_decode_or_raise_own_error(case, data):
@@ -106,6 +105,7 @@ def test_mutated_valid_files_decode_or_raise_own_error(case, data):
     _decodes_or_refuses(bytes(buf), 24)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(st.integers(2, 12), st.data())
 def test_arith_round_trip_and_bounded_decode(bits, data):
@@ -150,6 +150,7 @@ def tiny_model_module(tiny_model):
     return Codec(tiny_model, "cpu")
 
 
+@pytest.mark.slow
 def test_short_fuzz_run_has_no_findings():
     """A few thousand mutated files through Codec.decompress: every one decodes or raises InvcompError."""
     fuzz = _load_fuzz()
@@ -162,6 +163,7 @@ def test_short_fuzz_run_has_no_findings():
     assert set(summary["by_mutator"]) == {m.__name__.lstrip("_") for m in fuzz.MUTATORS}
 
 
+@pytest.mark.slow
 def test_fuzzer_finds_an_unbounded_decoder(monkeypatch):
     """The fuzzer has teeth: put back the old one-shot zstd decompress (which allocates what a forged
     frame header declares) and the fuzzer reports it."""
@@ -186,6 +188,7 @@ def test_fuzzer_finds_an_unbounded_decoder(monkeypatch):
     assert all(f["error"].startswith("MemoryError") for f in summary["findings"])
 
 
+@pytest.mark.slow
 def test_short_archive_fuzz_run_has_no_findings():
     """The same for .icza archives: mutated archives (hostile fields with fixed-up checksums among
     them) through everything ls, verify and unpack do."""

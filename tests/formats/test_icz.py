@@ -1,11 +1,18 @@
 import numpy as np
-
-from invcomp.formats import bitpack
 import pytest
 
-from invcomp.formats.icz import (ENCODING_GAUSS, ENCODING_RAW, ENCODING_ZSTD, Header, decode_file, encode_file,
-                               pack_header, unpack_header)
 from invcomp.errors import InvcompError
+from invcomp.formats import bitpack
+from invcomp.formats.icz import (
+    ENCODING_GAUSS,
+    ENCODING_RAW,
+    ENCODING_ZSTD,
+    Header,
+    decode_file,
+    encode_file,
+    pack_header,
+    unpack_header,
+)
 
 
 def test_header_exact_bytes():

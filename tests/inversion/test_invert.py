@@ -1,9 +1,9 @@
+import pytest
 import torch
+from conftest import TINY, tiny_nets
 
 from invcomp.inversion.invert import InversionConfig, image_loss, invert
 from invcomp.inversion.quantize import dequantize
-
-from conftest import TINY, tiny_nets
 
 
 def _targets(n=3):
@@ -59,6 +59,7 @@ def test_invert_rates_equals_separate_runs():
         assert torch.allclose(together[b].loss, alone.loss, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_latent_adam_matches_torch_adam_to_the_bit():
     from invcomp.inversion.invert import LatentAdam
 

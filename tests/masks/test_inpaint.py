@@ -7,18 +7,17 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from invcomp.masks import assistant
-
-from invcomp.masks import schemes as masks
-from invcomp.formats.icz import Header, decode_file, encode_file, pack_header, unpack_header
 from invcomp.cli import app
 from invcomp.codec import Codec
 from invcomp.errors import InvcompError
+from invcomp.formats.icz import Header, decode_file, encode_file, pack_header, unpack_header
+from invcomp.inversion.invert import InversionConfig, image_loss
+from invcomp.masks import assistant
+from invcomp.masks import schemes as masks
 from invcomp.masks.extension import pack_extension, read_extension
 from invcomp.masks.inpaint import MaskOptions, compress_masked
 from invcomp.masks.losses import masked_loss, ssim_map, weighted_ssim
-from invcomp.inversion.invert import InversionConfig, image_loss
-from invcomp.metrics import ssim01, to_unit
+from invcomp.metrics import ssim01
 
 CFG = InversionConfig(bits=4, steps=4)
 

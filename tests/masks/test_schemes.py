@@ -4,12 +4,10 @@ import pytest
 import torch
 from PIL import Image
 
-from invcomp.masks import assistant
-
-from invcomp.masks import schemes as masks
-
-from invcomp.formats import varint
 from invcomp.errors import InvcompError
+from invcomp.formats import varint
+from invcomp.masks import assistant
+from invcomp.masks import schemes as masks
 
 S = 32
 

@@ -1,16 +1,15 @@
 """Marked tests: every registered model on real held-out test images of its domain."""
 import numpy as np
 import pytest
+from conftest import DATA
 
 from invcomp import Codec, decompress
 from invcomp.formats.icz import unpack_header
-from invcomp.io.datasets import load_npz_images
 from invcomp.inversion.invert import InversionConfig
+from invcomp.io.datasets import load_npz_images
+from invcomp.metrics import image_quality
 from invcomp.models.registry import REGISTRY
 from invcomp.models.zoo import load_model
-from invcomp.metrics import image_quality
-
-from conftest import DATA
 
 pytestmark = pytest.mark.pretrained
 

@@ -1,15 +1,12 @@
-import hashlib
 
 import pytest
 import torch
-
-from invcomp.models import registry
-from invcomp.errors import InvcompError
-from invcomp.models.registry import ModelInfo
-from invcomp.models.zoo import load_model
-from invcomp.models.weights import load_net, weights_bytes
-
 from conftest import TINY, tiny_nets
+
+from invcomp.errors import InvcompError
+from invcomp.models import registry
+from invcomp.models.weights import load_net, weights_bytes
+from invcomp.models.zoo import load_model
 
 
 def test_registered_model_loads_with_checked_hash(fake_registry):

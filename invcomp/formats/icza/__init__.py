@@ -18,20 +18,64 @@ compacted rewrites: the only writing file I/O). This package names no model and 
 no torch; it may import `invcomp.formats` siblings, `invcomp.files` and `invcomp.errors`.
 """
 from invcomp.formats.icza.blocks import (
-    CHUNK_RECORDS, MAGIC_CHUNK, MAGIC_HEADER, MAGIC_SEGMENT, MAGIC_SLOT, MAX_CHUNK_RECORDS, MAX_LATENT, MAX_NAME_BYTES,
-    SLOT_BYTES, TABLE_GAUSS, TABLE_HISTOGRAM, TABLE_NAMES, VERSION, ArchiveHeader, Slot, block, canonical_config,
-    check_name, decode_header, encode_header, encode_slot,
+    CHUNK_RECORDS,
+    MAGIC_CHUNK,
+    MAGIC_HEADER,
+    MAGIC_SEGMENT,
+    MAGIC_SLOT,
+    MAX_CHUNK_RECORDS,
+    MAX_LATENT,
+    MAX_NAME_BYTES,
+    SLOT_BYTES,
+    TABLE_GAUSS,
+    TABLE_HISTOGRAM,
+    TABLE_NAMES,
+    VERSION,
+    ArchiveHeader,
+    Slot,
+    block,
+    canonical_config,
+    check_name,
+    decode_header,
+    encode_header,
+    encode_slot,
 )
 from invcomp.formats.icza.chunks import (
-    ChunkIndex, Record, archive_start, build_archive, decode_chunk_index, decode_codes, decode_names, encode_chunk,
-    encode_codes, encode_names, encode_segment, encode_segment_header,
+    ChunkIndex,
+    Record,
+    archive_start,
+    build_archive,
+    decode_chunk_index,
+    decode_codes,
+    decode_names,
+    encode_chunk,
+    encode_codes,
+    encode_names,
+    encode_segment,
+    encode_segment_header,
 )
-from invcomp.formats.icza.reader import ArchiveReader, Chunk, Problem, Segment, archive_stats, chunk_data_intact, open_archive
+from invcomp.formats.icza.reader import (
+    ArchiveReader,
+    Chunk,
+    Problem,
+    Segment,
+    archive_stats,
+    chunk_data_intact,
+    open_archive,
+)
 from invcomp.formats.icza.tables import (
-    choose_table, histogram_cumulative, level_counts, table_cumulative, zeroth_order_entropy_bits,
+    choose_table,
+    histogram_cumulative,
+    level_counts,
+    table_cumulative,
+    zeroth_order_entropy_bits,
 )
 from invcomp.formats.icza.writer import (
-    append_segment, create_archive, exclusive, remove_stale_temporaries, write_compacted,
+    append_segment,
+    create_archive,
+    exclusive,
+    remove_stale_temporaries,
+    write_compacted,
 )
 
 __all__ = [

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import zstandard
@@ -12,10 +12,27 @@ import zstandard
 from invcomp.errors import InvcompError
 from invcomp.formats import arith, varint
 from invcomp.formats.icza.blocks import (
-    CHUNK_RECORDS, MAGIC_CHUNK, MAGIC_SEGMENT, MAX_CHUNK_RECORDS, MAX_NAME_BYTES, SLOT_BYTES, ArchiveHeader, Slot,
-    _CHUNK, _MAX_STEP_DIGITS, _SEG, _ZSTD_LEVEL, block, check_name, encode_header, encode_slot, name_key, read_varint,
+    _CHUNK,
+    _MAX_STEP_DIGITS,
+    _SEG,
+    _ZSTD_LEVEL,
+    CHUNK_RECORDS,
+    MAGIC_CHUNK,
+    MAGIC_SEGMENT,
+    MAX_CHUNK_RECORDS,
+    MAX_NAME_BYTES,
+    SLOT_BYTES,
+    ArchiveHeader,
+    Slot,
+    block,
+    check_name,
+    encode_header,
+    encode_slot,
+    name_key,
+    read_varint,
 )
 from invcomp.formats.icza.tables import choose_table, level_counts, table_cumulative
+
 
 @dataclass(frozen=True, eq=False)
 class Record:

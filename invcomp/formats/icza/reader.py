@@ -5,21 +5,34 @@ import mmap
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from invcomp.errors import InvcompError
 from invcomp.formats.icz import MAX_BITS
 from invcomp.formats.icza.blocks import (
-    MAGIC_CHUNK, MAGIC_HEADER, MAGIC_SEGMENT, MAGIC_SLOT, SLOT_BYTES, ArchiveHeader, Slot, _BLOCK_OVERHEAD, _CHUNK, _SEG,
-    _SLOT, block_at, decode_header, find_block,
+    _BLOCK_OVERHEAD,
+    _CHUNK,
+    _SEG,
+    _SLOT,
+    MAGIC_CHUNK,
+    MAGIC_HEADER,
+    MAGIC_SEGMENT,
+    MAGIC_SLOT,
+    SLOT_BYTES,
+    TABLE_NAMES,
+    ArchiveHeader,
+    Slot,
+    block_at,
+    decode_header,
+    find_block,
 )
 from invcomp.formats.icza.chunks import ChunkIndex, Record, decode_chunk_index, decode_codes, record_check
-from invcomp.formats.icza.blocks import TABLE_NAMES
 from invcomp.formats.icza.tables import level_counts, table_cumulative, zeroth_order_entropy_bits
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -87,7 +100,7 @@ class ArchiveReader:
             self._data.close()
         self._data = b""
 
-    def __enter__(self) -> "ArchiveReader":
+    def __enter__(self) -> ArchiveReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -289,7 +302,7 @@ class ArchiveReader:
                     continue
                 try:
                     self._decode(chunk, i)
-                except InvcompError as e:
+                except InvcompError:
                     problems.append(Problem(chunk.index.offsets()[i], "damaged picture (its codes do not decode)", (name,)))
         if len(self._where) != len(self.names()):
             seen: set[str] = set()

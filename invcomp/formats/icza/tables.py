@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from invcomp.errors import InvcompError
 from invcomp.formats import arith, varint
 from invcomp.formats.icza.blocks import TABLE_GAUSS, TABLE_HISTOGRAM, read_varint
+
 
 def histogram_cumulative(counts: Sequence[int]) -> tuple[int, ...]:
     """Integer cumulative frequencies (sum 2**16, every level >= 1) from level counts:

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from glob import escape as glob_escape
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from invcomp.formats.icza.blocks import SLOT_BYTES, ArchiveHeader, Slot, encode_
 from invcomp.formats.icza.chunks import CHUNK_RECORDS, Record, archive_start, encode_chunk, encode_segment_header
 from invcomp.formats.icza.reader import ArchiveReader
 from invcomp.formats.icza.tables import choose_table, table_cumulative
+
 
 @contextmanager
 def exclusive(path: Path) -> Iterator[None]:

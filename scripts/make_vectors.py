@@ -1,0 +1,129 @@
+"""Write compatibility vectors: files made by one invcomp release, with the pixels that release decodes.
+
+    python scripts/make_vectors.py --release 0.1.0                       # this checkout's invcomp
+    python scripts/make_vectors.py --release 0.1.0 --pythonpath /tmp/old  # another release's source tree
+
+Every file is made and decoded through the command line (`python -m invcomp fit/decode/pack/unpack`),
+the interface every release keeps, so the same script drives old and new releases. The inputs are
+synthetic (each model's own samples, one enlarged to test the stored original size): no image of a
+data set goes into the repository. Writes tests/vectors/<release>/ with the files, the decoded PNGs
+and manifest.json (per file: model, how it was made, the decoded pixels' SHA-256);
+tests/test_vectors.py decodes them all with the current release.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MODELS = ("airplanes32", "automobiles32", "flowers32", "flowers64")
+
+
+def sample_images(model: str, n: int, seed: int) -> np.ndarray:
+    """n samples G(z) of a pretrained model (z ~ N(0, 1), seeded), as uint8 images."""
+    import torch
+
+    from invcomp.metrics import to_uint8
+    from invcomp.models.zoo import load_model
+
+    m = load_model(model)
+    z = torch.randn(n, m.config.latent_dim, generator=torch.Generator().manual_seed(seed)).clamp(-2.5, 2.5)
+    with torch.no_grad():
+        return to_uint8((m.generator(z) + 1) / 2)
+
+
+def run(args: list[str], env: dict) -> None:
+    r = subprocess.run([sys.executable, "-m", "invcomp", *args], env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"invcomp {' '.join(args)} failed:\n{r.stderr}")
+
+
+def sha256_png(path: Path) -> str:
+    return hashlib.sha256(np.asarray(Image.open(path).convert("RGB")).tobytes()).hexdigest()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--release", required=True, help="the release that writes the files (a folder name)")
+    ap.add_argument("--pythonpath", help="source tree of that release (default: this checkout)")
+    ap.add_argument("--out", type=Path, default=ROOT / "tests" / "vectors")
+    args = ap.parse_args()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if args.pythonpath:
+        env["PYTHONPATH"] = args.pythonpath
+    out = args.out / args.release
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    entries = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+
+        def entry(name: str, model: str, made: str, icz: Path) -> None:
+            png = out / f"{name}.png"
+            run(["decode", str(icz), "-o", str(png), "--device", "cpu"]
+                + (["--original-size"] if "original-size" in made else []), env)
+            entries.append({"file": icz.name, "decoded": png.name, "model": model, "made_with": made,
+                            "original_size": "original-size" in made, "pixels_sha256": sha256_png(png)})
+
+        for model in MODELS:
+            src = tmp / f"{model}.png"
+            Image.fromarray(sample_images(model, 1, 7)[0]).save(src)
+            icz = out / f"{model}_default.icz"
+            run(["fit", str(src), "-o", str(icz), "-m", model, "--device", "cpu"], env)
+            entry(icz.stem, model, f"fit -m {model}", icz)
+        src = tmp / "airplanes32.png"
+        for q in (1, 2, 3, 4, 5):
+            icz = out / f"airplanes32_q{q}.icz"
+            run(["fit", str(src), "-o", str(icz), "-m", "airplanes32", "--quality", str(q), "--device", "cpu"], env)
+            entry(icz.stem, "airplanes32", f"fit -m airplanes32 --quality {q}", icz)
+        for scheme in ("random", "edges+random"):
+            icz = out / f"airplanes32_mask_{scheme.replace('+', '_')}.icz"
+            run(["fit", str(src), "-o", str(icz), "-m", "airplanes32", "--mask-scheme", scheme, "--keep", "0.05",
+                 "--device", "cpu"], env)
+            entry(icz.stem, "airplanes32", f"fit --mask-scheme {scheme} --keep 0.05", icz)
+        roi = tmp / "roi.png"
+        mask = np.zeros((32, 32, 3), np.uint8)
+        mask[8:20, 10:26] = 255
+        Image.fromarray(mask).save(roi)
+        icz = out / "airplanes32_user_mask.icz"
+        run(["fit", str(src), "-o", str(icz), "-m", "airplanes32", "--mask", str(roi), "--device", "cpu"], env)
+        entry(icz.stem, "airplanes32", "fit --mask roi.png (a 16x12 rectangle)", icz)
+        big = tmp / "enlarged.png"
+        Image.fromarray(sample_images("flowers32", 1, 11)[0]).resize((48, 40), Image.LANCZOS).save(big)
+        icz = out / "flowers32_original_size.icz"
+        run(["fit", str(big), "-o", str(icz), "-m", "flowers32", "--device", "cpu"], env)
+        entry(icz.stem, "flowers32", "fit of a 48x40 image, decode --original-size", icz)
+        # an archive of 12 samples
+        folder = tmp / "pics"
+        folder.mkdir()
+        for i, im in enumerate(sample_images("airplanes32", 12, 13)):
+            Image.fromarray(im).save(folder / f"sample_{i:02d}.png")
+        icza = out / "airplanes32_samples.icza"
+        run(["pack", str(folder), "-o", str(icza), "-m", "airplanes32", "--device", "cpu"], env)
+        unpacked = tmp / "unpacked"
+        run(["unpack", str(icza), "-o", str(unpacked), "--device", "cpu"], env)
+        pictures = {}
+        for png in sorted(unpacked.glob("*.png")):
+            shutil.copy(png, out / f"airplanes32_samples.{png.name}")
+            pictures[png.stem] = {"decoded": f"airplanes32_samples.{png.name}", "pixels_sha256": sha256_png(png)}
+        entries.append({"file": icza.name, "model": "airplanes32", "made_with": "pack of 12 samples", "pictures": pictures})
+    manifest = {"release": args.release, "made_by": "scripts/make_vectors.py", "files": entries}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"{len(entries)} vectors -> {out}")
+
+
+if __name__ == "__main__":
+    main()
