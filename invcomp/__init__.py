@@ -8,7 +8,7 @@ Layers, lowest first (each imports only from those before it): `errors`, `files`
 `formats` (the .icz and .icza bytes); `io` (image files, data collections); `metrics`;
 `models` (networks, registry, weights, training); `inversion` (the search for z, rate
 control); `masks` (kept pixels); `codec` (the public objects); `archive` (packing many
-pictures); `bench`; `cli`. See docs/ARCHITECTURE.md.
+images); `bench`; `cli`. See docs/ARCHITECTURE.md.
 
 The public names below are imported on first use, so that `import invcomp` (and commands
 that only read headers) do not pay for importing torch.

@@ -1,6 +1,6 @@
-"""Domain archives: pack, add, merge and extract pictures of .icza archives through the codec.
+"""Domain archives: pack, add, merge and extract images of .icza archives through the codec.
 
-Sources are streamed: pictures are listed by name first (names, duplicates and shards are
+Sources are streamed: images are listed by name first (names, duplicates and shards are
 decided before any pixel is read), then read, inverted and appended one batch at a time, each
 batch a committed segment of NAME.icza.partial; the finished pack is rewritten compacted (one
 segment, one table, name order) and renamed into place. The bytes are `invcomp.formats.icza`;
@@ -105,7 +105,7 @@ def summary(path: Path, seconds: float, packed: int) -> dict:
 def append_batches(path: Path, codec: Codec, cfg: InversionConfig, items: Sequence[Item], batch_size: int,
                    skip_unreadable: bool, notes: Notes, advance: Callable[[int], None] = _quiet) -> int:
     """Invert `items` a batch at a time and append each batch as one committed segment; returns
-    how many pictures were appended."""
+    how many images were appended."""
     done = 0
     for batch, pixels in read_batches(items, batch_size, codec.resolution, skip_unreadable, notes):
         codes = codec.fit_codes(np.stack(pixels), cfg)
@@ -131,12 +131,12 @@ def _counter(progress: Progress, total: int, done: int = 0) -> Callable[[int], N
 def pack(sources: Sequence[Path], out: Path, codec: Codec, cfg: InversionConfig, batch_size: int = 64,
          shard: tuple[int, int] | None = None, resume: bool = False, force: bool = False,
          skip_unreadable: bool = False, notes: Notes = _quiet, progress: Progress = _quiet) -> dict:
-    """Pack pictures into `out` (crash-safe through out.partial; `resume` completes one); the summary."""
+    """Pack images into `out` (crash-safe through out.partial; `resume` completes one); the summary."""
     if batch_size < 1:
         raise InvcompError("--batch-size must be >= 1")
     partial = out.with_name(out.name + ".partial")
     if out.exists() and not force and not resume:
-        raise InvcompError(f"{out} exists: use `invcomp add` to add pictures, or --force to replace it")
+        raise InvcompError(f"{out} exists: use `invcomp add` to add images, or --force to replace it")
     if partial.exists() and not resume:
         raise InvcompError(f"{partial} exists (an interrupted pack): pass --resume to complete it, or delete it")
     items = [it for it in list_sources(sources) if in_shard(it.name, shard)]
@@ -146,14 +146,14 @@ def pack(sources: Sequence[Path], out: Path, codec: Codec, cfg: InversionConfig,
     header = header_for(codec, cfg)
     if not items:  # an empty shard: an empty archive, so that every job of an i/N array succeeds and merges
         write_atomic(out, icza.build_archive(header, []))
-        notes(f"shard {shard[0]}/{shard[1]} holds no pictures of these sources: wrote an empty archive" if shard
-              else "no pictures: wrote an empty archive")
+        notes(f"shard {shard[0]}/{shard[1]} holds no images of these sources: wrote an empty archive" if shard
+              else "no images: wrote an empty archive")
         return summary(out, 0.0, 0)
     if resume and out.exists() and not partial.exists():  # finished earlier: a rerun is a no-op
         with icza.ArchiveReader(out) as r:
             same = r.header == header and set(r.names()) == {it.name for it in items}
         if not same:
-            raise InvcompError(f"{out} exists with other pictures or settings, and there is no {partial.name} "
+            raise InvcompError(f"{out} exists with other images or settings, and there is no {partial.name} "
                                "to resume; use `invcomp add`, or --force to replace it")
         notes(f"{out} is already complete")
         return summary(out, 0.0, 0)
@@ -170,7 +170,7 @@ def pack(sources: Sequence[Path], out: Path, codec: Codec, cfg: InversionConfig,
         if not kept:
             partial.unlink()
             raise
-        raise InvcompError(f"{e} (the {kept} pictures packed so far are kept in {partial}; "
+        raise InvcompError(f"{e} (the {kept} images packed so far are kept in {partial}; "
                            "fix the cause and run again with --resume, or use --skip-unreadable)") from None
     with icza.ArchiveReader(partial) as r:
         if len(r) == 0:
@@ -200,16 +200,16 @@ def _open_partial(partial: Path, out: Path, header: icza.ArchiveHeader, items: S
         done = set(r.names())
     extra = done - {it.name for it in items}
     if extra:
-        raise InvcompError(f"{partial} holds {len(extra)} picture(s) not in these sources "
+        raise InvcompError(f"{partial} holds {len(extra)} image(s) not in these sources "
                            f"(e.g. {sorted(extra)[0]!r}); resume with the same sources")
-    notes(f"resuming: {len(done)} of {len(items)} pictures already packed")
+    notes(f"resuming: {len(done)} of {len(items)} images already packed")
     return done
 
 
 def add(archive: Path, sources: Sequence[Path], model: str | None = None, device: str = "auto", batch_size: int = 64,
         skip_existing: bool = False, skip_unreadable: bool = False, notes: Notes = _quiet,
         progress: Progress = _quiet) -> dict:
-    """Append pictures to an archive with its own settings, without rewriting what is there."""
+    """Append images to an archive with its own settings, without rewriting what is there."""
     if batch_size < 1:
         raise InvcompError("--batch-size must be >= 1")
     with icza.ArchiveReader(archive) as r:
@@ -221,11 +221,11 @@ def add(archive: Path, sources: Sequence[Path], model: str | None = None, device
         raise InvcompError(f"{archive}: the archive cannot be one of its own sources")
     clash = [it.name for it in items if it.name in existing]
     if clash and not skip_existing:
-        raise InvcompError(f"{archive} already holds a picture named {clash[0]!r}"
+        raise InvcompError(f"{archive} already holds an image named {clash[0]!r}"
                            + (f" (and {len(clash) - 1} more)" if len(clash) > 1 else "")
-                           + "; pass --skip-existing to skip such pictures")
+                           + "; pass --skip-existing to skip such images")
     if clash:
-        notes(f"skipped {len(clash)} picture(s) already in the archive")
+        notes(f"skipped {len(clash)} image(s) already in the archive")
     todo = [it for it in items if it.name not in existing]
     codec = codec_for(header, model, device)
     t0 = time.perf_counter()
@@ -264,7 +264,7 @@ def merge(inputs: Sequence[Path], out: Path, force: bool = False, progress: Prog
 
 @dataclass(frozen=True)
 class Extracted:
-    """One picture of an archive: its name and pixels, or the reason it could not be decoded."""
+    """One image of an archive: its name and pixels, or the reason it could not be decoded."""
 
     name: str
     pixels: np.ndarray | None
@@ -273,12 +273,12 @@ class Extracted:
 
 def extract(reader: icza.ArchiveReader, names: Sequence[str] | None = None, model: str | None = None,
             device: str = "auto") -> Iterator[Extracted]:
-    """Decode pictures of an open archive (all, or some by name, each read alone) one at a time,
+    """Decode images of an open archive (all, or some by name, each read alone) one at a time,
     exactly as `Codec.decompress` decodes a file (a batch of one)."""
     wanted = list(names) if names else reader.names()
     missing = [n for n in wanted if n not in reader]
     if missing:
-        raise InvcompError(f"{reader.path}: no picture named {missing[0]!r}")
+        raise InvcompError(f"{reader.path}: no image named {missing[0]!r}")
     codec = codec_for(reader.header, model, device)
     for name in wanted:
         try:

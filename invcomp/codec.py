@@ -57,7 +57,7 @@ def as_rgb8(image: ImageLike) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FitOptions:
-    """How `Codec.fit` chooses each file: the inversion settings, an optional per-image target
+    """How `Codec.choose_files` chooses each file: the inversion settings, an optional per-image target
     (the cheapest operating point with SSIM >= target_ssim, the best within max_bytes), and
     optional kept pixels (masks). Targets and masks do not combine yet."""
 
@@ -172,8 +172,8 @@ class Codec:
         return compress_masked(self.model, [p for p, _ in prepared], [s for _, s in prepared], options,
                                config or self.config(), user_masks, batch_size, progress)
 
-    def fit(self, images: Sequence[ImageLike], options: FitOptions, user_masks: Sequence[np.ndarray] | None = None,
-            batch_size: int = 64, progress: Progress | None = None) -> list[Choice]:
+    def choose_files(self, images: Sequence[ImageLike], options: FitOptions, user_masks: Sequence[np.ndarray] | None = None,
+                     batch_size: int = 64, progress: Progress | None = None) -> list[Choice]:
         """Per image, the chosen file with the quality of its decoding: a plain fit, a masked one, or
         the operating point that meets a target (`choice.met` False when none does)."""
         cfg = options.inversion

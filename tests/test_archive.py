@@ -183,13 +183,13 @@ def test_pack_unpack_equals_single_file_decoding(tmp_path, tiny_weights, npz):
     assert listing["bits"] == 4 and listing["settings"]["steps"] == STEPS
 
 
-def test_unpack_one_picture_by_name(tmp_path, tiny_weights, npz):
+def test_unpack_one_image_by_name(tmp_path, tiny_weights, npz):
     out = tmp_path / "a.icza"
     _pack(out, [npz], tiny_weights)
     _run(["unpack", out, "pic_007", "-o", tmp_path / "one", "-m", tiny_weights, "--device", "cpu"])
     assert [p.name for p in (tmp_path / "one").iterdir()] == ["pic_007.png"]
     r = runner.invoke(app, ["unpack", str(out), "nope", "-m", str(tiny_weights)])
-    assert r.exit_code == 2 and "no picture named 'nope'" in r.stderr
+    assert r.exit_code == 2 and "no image named 'nope'" in r.stderr
 
 
 def test_add_and_merge_equal_a_single_pack(tmp_path, tiny_weights):
@@ -218,7 +218,7 @@ def test_add_and_merge_equal_a_single_pack(tmp_path, tiny_weights):
     empty_shard = next(k for k in range(1, 1000) if all(zlib.crc32(n.encode()) % 999 != k - 1 for n in names))
     empty = tmp_path / "empty.icza"
     r = _pack(empty, [folder], tiny_weights, "--shard", f"{empty_shard}/999")
-    assert "no pictures" in r.stderr and _contents(empty) == {}
+    assert "no images" in r.stderr and _contents(empty) == {}
     shards.append(empty)
     merged = tmp_path / "merged.icza"
     _run(["merge", *shards, "-o", merged])
@@ -231,7 +231,7 @@ def test_add_refuses_duplicates_unless_skipped_and_cuts_a_torn_tail(tmp_path, ti
     out = tmp_path / "a.icza"
     _pack(out, [npz], tiny_weights)
     r = runner.invoke(app, ["add", str(out), str(npz), "-m", str(tiny_weights), *FAST[2:]])
-    assert r.exit_code == 2 and "already holds a picture named 'pic_000' (and 11 more)" in r.stderr
+    assert r.exit_code == 2 and "already holds an image named 'pic_000' (and 11 more)" in r.stderr
     before = out.read_bytes()
     with open(out, "ab") as f:  # what an add killed mid-write leaves: bytes past the commit
         f.write(b"ICZS" + b"\x07" * 50)
@@ -284,7 +284,7 @@ def test_damaged_chunk_index_loses_only_that_chunk(tmp_path):
 # --- crash safety -------------------------------------------------------------------------------
 
 def _partial_ok(partial: Path) -> int:
-    """Pictures in a partial archive, which must be valid (or absent: -1)."""
+    """Images in a partial archive, which must be valid (or absent: -1)."""
     if not partial.exists():
         return -1
     with ar.ArchiveReader(partial) as r:
@@ -372,7 +372,7 @@ def test_edge_cases(tmp_path, tiny_weights):
         (tmp_path / d).mkdir()
         Image.fromarray(_images(1)[0]).save(tmp_path / d / "same.png")
     _fails(["pack", tmp_path / "x" / "same.png", tmp_path / "y" / "same.png", "-o", out, "-m", tiny_weights, *FAST],
-           "two pictures would be named 'same'")
+           "two images would be named 'same'")
     bad = tmp_path / "x" / "broken.png"
     bad.write_bytes(b"not a png at all")
     _fails(["pack", tmp_path / "x", "-o", out, "-m", tiny_weights, *FAST], "broken.png: not ")
@@ -405,7 +405,7 @@ def test_resume_after_completion_is_a_no_op(tmp_path, tiny_weights, npz):
     r = _pack(out, [npz], tiny_weights, "--resume")
     assert "already complete" in r.stderr and out.read_bytes() == before
     r = runner.invoke(app, ["pack", str(npz), "-o", str(out), "-m", str(tiny_weights), *FAST, "--bits", "3", "--resume"])
-    assert r.exit_code == 2 and "other pictures or settings" in r.stderr
+    assert r.exit_code == 2 and "other images or settings" in r.stderr
 
 
 def test_a_failed_write_keeps_the_last_commit(tmp_path, monkeypatch):

@@ -17,9 +17,9 @@ def _print_summary(s: dict, as_json: bool, notes: Notes) -> None:
         typer.echo(json.dumps({**s, "notes": notes.all}, indent=2))
         return
     notes.finish()
-    rate = f", {s['pictures_per_second']:.2f} pictures/s" if s["pictures_per_second"] else ""
-    typer.echo(f"{s['archive']}: {s['pictures']} pictures, {s['bytes']} bytes ({s['bytes_per_picture']} per picture; "
-               f"codes {s['code_bytes_per_picture']} per picture, {s['code_bytes_over_entropy']}x their zeroth-order "
+    rate = f", {s['pictures_per_second']:.2f} images/s" if s["pictures_per_second"] else ""
+    typer.echo(f"{s['archive']}: {s['pictures']} images, {s['bytes']} bytes ({s['bytes_per_picture']} per image; "
+               f"codes {s['code_bytes_per_picture']} per image, {s['code_bytes_over_entropy']}x their zeroth-order "
                f"entropy){rate}")
 
 
@@ -60,7 +60,7 @@ def pack(
 def add(
     archive_path: Path = typer.Argument(..., metavar="ARCHIVE", help="an .icza archive"),
     sources: list[Path] = typer.Argument(..., help="image files, folders, globs or .npz files"),
-    skip_existing: bool = typer.Option(False, help="skip pictures whose name is already in the archive "
+    skip_existing: bool = typer.Option(False, help="skip images whose name is already in the archive "
                                                   "(e.g. to finish an interrupted add)"),
     skip_unreadable: bool = typer.Option(False, help="skip unreadable images with a notice"),
     batch_size: int = typer.Option(64),
@@ -68,7 +68,7 @@ def add(
     device: str = typer.Option("auto"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Append pictures to an archive, with its settings, without rewriting what is there."""
+    """Append images to an archive, with its settings, without rewriting what is there."""
     from invcomp import archive
 
     notes = Notes(as_json)
@@ -107,8 +107,8 @@ def unpack(
     device: str = typer.Option("auto"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Decode pictures of an archive to PNG files (NAME.png, folders as in the names);
-    one picture by name is read and decoded without touching the others."""
+    """Decode images of an archive to PNG files (NAME.png, folders as in the names);
+    one image by name is read and decoded without touching the others."""
     from invcomp import archive
     from invcomp.io.images import write_png
 
@@ -130,9 +130,9 @@ def unpack(
     if as_json:
         typer.echo(json.dumps({"written": written, "damaged": damaged}, indent=2))
     else:
-        typer.echo(f"{len(written)} picture(s) -> {folder}/")
+        typer.echo(f"{len(written)} image(s) -> {folder}/")
     if damaged:
-        fail(f"{len(damaged)} damaged picture(s) not written: {', '.join(damaged[:10])}")
+        fail(f"{len(damaged)} damaged image(s) not written: {', '.join(damaged[:10])}")
 
 
 @guarded
@@ -140,7 +140,7 @@ def ls(
     archive_path: Path = typer.Argument(..., metavar="ARCHIVE", help="an .icza archive"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """List an archive's pictures (name, bytes of codes) and its settings."""
+    """List an archive's images (name, bytes of codes) and its settings."""
     from invcomp.formats.icza import open_archive
 
     with open_archive(archive_path) as r:
@@ -155,7 +155,7 @@ def ls(
         return
     for row in rows:
         typer.echo(f"{row['bytes']:6d}  {row['name']}")
-    typer.echo(f"{info['pictures']} pictures, {info['bytes']} bytes, model {h.model_name} ({h.model_sha256[:12]}...), "
+    typer.echo(f"{info['pictures']} images, {info['bytes']} bytes, model {h.model_name} ({h.model_sha256[:12]}...), "
                f"{h.bits} bits, {info['segments']} segment(s)")
 
 
@@ -164,7 +164,7 @@ def verify(
     archive_path: Path = typer.Argument(..., metavar="ARCHIVE", help="an .icza archive"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Check every checksum and decode every picture's codes; names the damaged pictures.
+    """Check every checksum and decode every image's codes; names the damaged images.
     Exit status 0: intact; 1: damage found (listed); 2: not a readable archive."""
     from invcomp.formats.icza import open_archive
 
@@ -184,8 +184,8 @@ def verify(
         if report["uncommitted_tail_bytes"]:
             typer.echo(f"note: {report['uncommitted_tail_bytes']} uncommitted bytes after the end (an interrupted add); "
                        "ignored, and removed by the next add")
-        verdict = "ok" if not problems else ("all pictures intact, spare copies damaged" if intact else "DAMAGED")
-        typer.echo(f"{archive_path}: {verdict}: {report['pictures']} pictures, {len(report['damaged'])} damaged"
+        verdict = "ok" if not problems else ("all images intact, spare copies damaged" if intact else "DAMAGED")
+        typer.echo(f"{archive_path}: {verdict}: {report['pictures']} images, {len(report['damaged'])} damaged"
                    + (f", {report['lost_unnamed']} lost with their names" if report["lost_unnamed"] else ""))
     if problems:
         raise typer.Exit(1)

@@ -90,7 +90,7 @@ def fit(
         for i in range(0, len(loaded), batch_size):
             chunk = [im.pixels for im in loaded[i : i + batch_size]]
             user = user_masks[i : i + batch_size] if user_masks else None
-            choices.extend(codec.fit(chunk, options, user, batch_size))
+            choices.extend(codec.choose_files(chunk, options, user, batch_size))
             for choice, dst in zip(choices[i:], targets[i:]):
                 if choice.met or max_bytes is None:  # a byte limit that is not met writes nothing
                     write_atomic(dst, choice.candidate.data)

@@ -19,7 +19,7 @@ from invcomp.io.images import fit_to_square, read_image
 
 @dataclass(frozen=True)
 class Item:
-    """One picture to pack: its archive name and where its pixels are."""
+    """One image to pack: its archive name and where its pixels are."""
 
     name: str
     path: Path
@@ -101,7 +101,7 @@ def npz_names(path: Path, count: int) -> list[str]:
 
 
 def list_sources(sources: Sequence[Path]) -> list[Item]:
-    """Every picture of the sources, named: a file by its stem, a file in a folder by its
+    """Every image of the sources, named: a file by its stem, a file in a folder by its
     path inside the folder without suffix ('/'-separated), an .npz row by the .npz's names.
     A name that occurs twice is an error naming both places."""
     items: list[Item] = []
@@ -128,7 +128,7 @@ def list_sources(sources: Sequence[Path]) -> list[Item]:
     for it in items:
         check_name(it.name)
         if it.name in seen:
-            raise InvcompError(f"two pictures would be named {it.name!r}: {seen[it.name].where()} and {it.where()} "
+            raise InvcompError(f"two images would be named {it.name!r}: {seen[it.name].where()} and {it.where()} "
                                "(rename one, or pack them into separate archives)")
         seen[it.name] = it
     return items

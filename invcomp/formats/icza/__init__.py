@@ -1,4 +1,4 @@
-"""The .icza archive: many pictures' latent codes against one generator (docs/FORMAT.md).
+"""The .icza archive: many images' latent codes against one generator (docs/FORMAT.md).
 
 Layout: archive header (twice) | two commit slots | segments. A segment (one `pack`
 finalisation, one batch of a partial pack, or one batch of `add`) holds its header (twice,

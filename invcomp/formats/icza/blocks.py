@@ -1,5 +1,5 @@
 """The .icza framing: blocks (magic, length, payload, crc32), the archive header, commit slots,
-and the rules for picture names."""
+and the rules for image names."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ from invcomp.formats.icz import MAX_BITS, MIN_BITS
 
 VERSION = 1
 MAGIC_HEADER, MAGIC_SLOT, MAGIC_SEGMENT, MAGIC_CHUNK = b"ICZA", b"ICZM", b"ICZS", b"ICZC"
-CHUNK_RECORDS = 128  # records per chunk: a damaged chunk index costs at most this many pictures
+CHUNK_RECORDS = 128  # records per chunk: a damaged chunk index costs at most this many images
 MAX_CHUNK_RECORDS = 4096  # format limit, so that a chunk index never needs more than ~4 MB
 MAX_NAME_BYTES = 1024
 MAX_LATENT = 1024  # NetConfig's limit: a hostile header cannot make every record decode 65535 codes (~1 s each)
@@ -68,13 +68,13 @@ def check_name(name: str) -> str:
     try:
         raw = name.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvcompError(f"picture name is not valid UTF-8: {name!r}") from None
+        raise InvcompError(f"image name is not valid UTF-8: {name!r}") from None
     if not 1 <= len(raw) <= MAX_NAME_BYTES:
-        raise InvcompError(f"picture name must be 1..{MAX_NAME_BYTES} bytes: {name!r}")
+        raise InvcompError(f"image name must be 1..{MAX_NAME_BYTES} bytes: {name!r}")
     if any(ord(ch) < 32 or ch in "\\\x7f" for ch in name) or name.startswith("/"):
-        raise InvcompError(f"picture name has a control character, backslash or leading '/': {name!r}")
+        raise InvcompError(f"image name has a control character, backslash or leading '/': {name!r}")
     if any(part in ("", ".", "..") for part in name.split("/")):
-        raise InvcompError(f"picture name has an empty, '.' or '..' part: {name!r}")
+        raise InvcompError(f"image name has an empty, '.' or '..' part: {name!r}")
     return name
 
 

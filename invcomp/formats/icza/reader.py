@@ -36,13 +36,13 @@ from invcomp.formats.icza.tables import level_counts, table_cumulative, zeroth_o
 
 @dataclass(frozen=True)
 class Problem:
-    """Damage found while reading: where, what, and which pictures it costs."""
+    """Damage found while reading: where, what, and which images it costs."""
 
     offset: int
     message: str
-    names: tuple[str, ...] = ()  # damaged pictures, by name
-    lost: int = 0  # further pictures lost whose names are unknown (their index is damaged)
-    redundant: bool = False  # only a spare copy was hit: every picture is still intact
+    names: tuple[str, ...] = ()  # damaged images, by name
+    lost: int = 0  # further images lost whose names are unknown (their index is damaged)
+    redundant: bool = False  # only a spare copy was hit: every image is still intact
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ class ArchiveReader:
             payload = head[0] if head else b""
             if head is None or len(payload) < _SEG.size:
                 nxt = self._next_segment(pos + 1, end)
-                self.problems.append(Problem(pos, "segment header damaged (both copies): the pictures up to "
+                self.problems.append(Problem(pos, "segment header damaged (both copies): the images up to "
                                              f"{'offset ' + str(nxt) if nxt is not None else 'the end'} are lost"))
                 if nxt is None:
                     return
@@ -212,7 +212,7 @@ class ArchiveReader:
             lost = max(seg.records - sum(len(c.index.names) for c in seg.chunks), 0)
             where = ", ".join(map(str, damaged_at))
             self.problems.append(Problem(damaged_at[0], f"chunk index damaged (at offset {where}): "
-                                         f"{lost} picture(s) of unknown name lost", lost=lost))
+                                         f"{lost} image(s) of unknown name lost", lost=lost))
 
     def _chunk_at(self, pos: int, end: int, segment: int) -> Chunk | None:
         """The chunk at pos if its header fits and its index passes its own crc32."""
@@ -238,7 +238,7 @@ class ArchiveReader:
         bad = [n for n, off, ln, chk in zip(chunk.index.names, chunk.index.offsets(), chunk.index.lengths, chunk.index.checks)
                if record_check(n.encode("utf-8"), self._data[off : off + ln]) != chk]
         if bad:
-            self.problems.append(Problem(chunk.offset, "damaged picture" + ("s" if len(bad) > 1 else ""), tuple(bad)))
+            self.problems.append(Problem(chunk.offset, "damaged image" + ("s" if len(bad) > 1 else ""), tuple(bad)))
         else:
             self.problems.append(Problem(chunk.offset, "chunk checksum fails but every record check passes "
                                          "(damage in the chunk header, or missed by the 16-bit checks)"))
@@ -266,16 +266,16 @@ class ArchiveReader:
         off, ln = chunk.index.offsets()[i], chunk.index.lengths[i]
         payload = self._data[off : off + ln]
         if record_check(name.encode("utf-8"), payload) != chunk.index.checks[i]:
-            raise InvcompError(f"{self.path}: picture {name!r} is damaged (checksum mismatch)")
+            raise InvcompError(f"{self.path}: image {name!r} is damaged (checksum mismatch)")
         try:
             return decode_codes(payload, self.header.latent_dim, self.segments[chunk.segment].cum)
         except InvcompError:
-            raise InvcompError(f"{self.path}: picture {name!r} is damaged (its codes do not decode)") from None
+            raise InvcompError(f"{self.path}: image {name!r} is damaged (its codes do not decode)") from None
 
     def codes(self, name: str) -> np.ndarray:
-        """One picture's codes, read and decoded alone; an error naming it if it is damaged."""
+        """One image's codes, read and decoded alone; an error naming it if it is damaged."""
         if name not in self._where:
-            raise InvcompError(f"{self.path}: no picture named {name!r}")
+            raise InvcompError(f"{self.path}: no image named {name!r}")
         return self._decode(*self._where[name])
 
     def records(self, skip_damaged: bool = False) -> Iterator[Record]:
@@ -289,7 +289,7 @@ class ArchiveReader:
                         raise
 
     def damaged(self) -> bool:
-        """Whether any picture is lost or damaged (damage to a spare copy alone does not count)."""
+        """Whether any image is lost or damaged (damage to a spare copy alone does not count)."""
         return any(not p.redundant for p in self.problems)
 
     def verify(self) -> list[Problem]:
@@ -303,11 +303,11 @@ class ArchiveReader:
                 try:
                     self._decode(chunk, i)
                 except InvcompError:
-                    problems.append(Problem(chunk.index.offsets()[i], "damaged picture (its codes do not decode)", (name,)))
+                    problems.append(Problem(chunk.index.offsets()[i], "damaged image (its codes do not decode)", (name,)))
         if len(self._where) != len(self.names()):
             seen: set[str] = set()
             dup = sorted({n for n in self.names() if n in seen or seen.add(n)})
-            problems.append(Problem(0, "duplicate picture names", tuple(dup)))
+            problems.append(Problem(0, "duplicate image names", tuple(dup)))
         return problems
 
 

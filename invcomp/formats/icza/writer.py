@@ -98,7 +98,7 @@ def write_compacted(path: Path, header: ArchiveHeader, sources: Sequence[Archive
     where.sort()
     for a, b in zip(where, where[1:]):
         if a[0] == b[0]:
-            raise InvcompError(f"picture name {a[2]!r} occurs twice ({sources[a[1]].path} and {sources[b[1]].path})")
+            raise InvcompError(f"image name {a[2]!r} occurs twice ({sources[a[1]].path} and {sources[b[1]].path})")
     kind, table = choose_table(counts.tolist(), header.bits, header.latent_range)
     cum = table_cumulative(kind, table, header.bits, header.latent_range)
     try:
