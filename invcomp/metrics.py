@@ -6,7 +6,7 @@ a banded matrix (one large GEMM each, instead of 2 x 5 depthwise convolutions, w
 slow on CPU), applied to the five maps x, y, x*x, y*y, x*y stacked in one tensor. During
 inversion the target's maps are fixed, so `SSIMTarget` blurs them once and each step only
 blurs the three maps that depend on the generated image. Agrees with
-`pytorch_msssim.ssim(x, y, data_range=1, size_average=False)` to ~1e-7 (tests/test_speed.py).
+`pytorch_msssim.ssim(x, y, data_range=1, size_average=False)` to ~1e-7 (tests/bench/test_speed.py).
 """
 from __future__ import annotations
 

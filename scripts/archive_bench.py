@@ -27,7 +27,7 @@ import zstandard
 from PIL import Image
 
 from invcomp.archive import codec_for
-from invcomp.bench.rd import classic_roundtrip
+from invcomp.bench.classic import classic_roundtrip
 from invcomp.files import write_atomic
 from invcomp.formats import arith, bitpack
 from invcomp.formats import icza as ar

@@ -43,7 +43,8 @@ def main(paths):
         dom = a["ssim_curve_above_classics_below_webp_q0"]
         out += ["", f"- Classic points cheaper than WebP q0: {dom['classic_points_checked']}; below invcomp's SSIM curve: "
                 f"{dom['classic_points_checked'] - len(dom['violations'])}"
-                + ("" if not dom["violations"] else " (not: " + ", ".join(f"{v['codec']} {v['label']}" for v in dom["violations"]) + ")") + "."]
+                + ("" if not dom["violations"]
+                   else " (not: " + ", ".join(f"{v['codec']} {v['label']}" for v in dom["violations"]) + ")") + "."]
         lead = []
         for name, c in a["crossings_bytes"].items():
             parts = []

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -61,7 +61,8 @@ def evaluate_invcomp(codec: Codec, images: np.ndarray, cfg: InversionConfig, bat
 def markdown_table(scores: list[CodecScore]) -> str:
     lines = ["| codec | images | mean bytes | bpp | PSNR (dB) | SSIM | s / image |", "|---|---:|---:|---:|---:|---:|---:|"]
     for s in scores:
-        lines.append(f"| {s.codec} | {s.images} | {s.mean_bytes:.1f} | {s.bpp:.3f} | {s.psnr:.2f} | {s.ssim:.4f} | {s.seconds_per_image:.3f} |")
+        lines.append(f"| {s.codec} | {s.images} | {s.mean_bytes:.1f} | {s.bpp:.3f} | {s.psnr:.2f} | {s.ssim:.4f} | "
+                     f"{s.seconds_per_image:.3f} |")
     return "\n".join(lines) + "\n"
 
 

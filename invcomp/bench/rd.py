@@ -4,8 +4,12 @@ Every point is measured per image (whole-file bytes, PSNR, SSIM, MS-SSIM) and ke
 in a cache file per series, so a rerun only computes what is missing and the summary
 (crossings, target checks, matched-bytes grid) can be recomputed from the cache.
 
+    from invcomp.bench.data import load_bench_data
+    from invcomp.bench.rd import run_rd_bench
+    from invcomp.codec import Codec
+
     codec = Codec("flowers64")
-    report = rd_bench(codec, load_bench_data("flowers_64_test.npz", codec.resolution), Path("results"))
+    report = run_rd_bench(codec, load_bench_data("flowers_64_test.npz", codec.resolution), Path("results"))
 
 writes results/bench_<model>_<data>.{json,md}, the RD plots (*_ssim.png, *_psnr.png) and the
 matched-bytes grid (*_grid.png), and returns the JSON report.
@@ -16,16 +20,15 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from invcomp.bench.analysis import analyse, markdown
 from invcomp.bench.classic import CLASSIC_CODECS, ClassicCodec
-from invcomp.bench.classic import classic_roundtrip  # noqa: F401 - scripts/archive_bench.py imports it from here
 from invcomp.bench.data import BenchData
 from invcomp.bench.msssim import msssim_per_image, msssim_settings
 from invcomp.bench.plots import matched_columns, plot_grid, plot_rd
@@ -122,8 +125,8 @@ def run_invcomp(codec: Codec, images: np.ndarray, bits: tuple[int, ...], cfg: In
 
 # --- the whole bench ------------------------------------------------------------------------
 
-def rd_bench(codec: Codec, data: BenchData, out: Path, config: InversionConfig | None = None, batch_size: int = 64,
-             grid: int = 6, progress: Stages = silent) -> dict:
+def run_rd_bench(codec: Codec, data: BenchData, out: Path, config: InversionConfig | None = None,
+                 batch_size: int = 64, grid: int = 6, progress: Stages = silent) -> dict:
     """Every series (from the cache where it holds one for these images and settings), the analysis,
     the plots, the grid of the first `grid` images (0: none), Markdown and JSON; returns the report."""
     cfg = config or codec.config()
@@ -134,6 +137,8 @@ def rd_bench(codec: Codec, data: BenchData, out: Path, config: InversionConfig |
     t_start = time.perf_counter()
 
     key = {"images": digest, "model_sha256": codec.model.sha256, "inversion": asdict(cfg), "bits": list(OPERATING_BITS)}
+    if codec.dtype != torch.float32:  # fp32 caches keep their key
+        key["precision"] = str(codec.dtype).removeprefix("torch.")
     path = cache / f"invcomp_{name}.json"
     ours = load_cached(path, key)
     if ours is None:

@@ -15,7 +15,7 @@ How to call it (this is what `invcomp bench speed` does):
   `invcomp.models.registry.Model` objects (e.g. a tiny test model); each is moved to `device`.
 - `device`: a torch.device or "auto" / "cpu" / "cuda" (as `--device`).
 - `batch_sizes`: images inverted at once (restarts=1, so a batch of B images is B latents).
-- `steps`: inversion steps per timed run (>= 4; None: 20); the first `warmup` steps of each run are not
+- `steps`: inversion steps per timed run (>= max(4, warmup + 2); None: 20); the first `warmup` steps of each run are not
   timed; each (model, batch) is timed `repeats` times and the best and median are reported.
 - `progress`: optional `callable(done: int, total: int)`, called after each timed run.
 - `report` is a plain JSON-serialisable dict: {"device", "threads", "torch", "cpu",
@@ -37,17 +37,18 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence, Union
+from typing import Union
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from invcomp.models.device import pick_device
 from invcomp.errors import InvcompError
 from invcomp.files import write_atomic
 from invcomp.inversion.invert import InversionConfig, invert
+from invcomp.models.device import pick_device
 from invcomp.models.zoo import Model, resolve_model, to_device
 
 ModelLike = Union[str, Model]
@@ -149,8 +150,8 @@ def run_speed_bench(
     steps = DEFAULT_STEPS if steps is None else steps
     if not models:
         raise InvcompError("no model to benchmark")
-    if steps < warmup + 1 or steps < 4:
-        raise InvcompError(f"--steps must be at least {max(4, warmup + 1)} for the speed bench")
+    if steps < warmup + 2 or steps < 4:  # at least one timed step after the warm-up
+        raise InvcompError(f"--steps must be at least {max(4, warmup + 2)} for the speed bench")
     if not batch_sizes or any(b < 1 for b in batch_sizes):
         raise InvcompError("batch sizes must be >= 1")
     loaded = [to_device(_as_model(m), device) for m in models]

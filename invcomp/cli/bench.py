@@ -1,22 +1,41 @@
-"""`invcomp bench`: the rate-distortion sweep against the classic codecs (and `bench speed`)."""
+"""The benchmark commands: bench (rate-distortion sweep, or `bench speed`), evaluate, ablate.
+
+Each command parses its options, calls `invcomp.bench` and prints; the library (torch, numpy,
+matplotlib) is imported inside the commands, so `invcomp --help` stays fast.
+"""
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import asdict
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
-from invcomp.cli.common import ProgressBar, fail
+from invcomp.cli.common import ProgressBar, guarded
 from invcomp.errors import InvcompError
-from invcomp.bench.ablate import ablate  # noqa: F401 - registered by cli.app (moved by the bench split)
 
 
+def _bars(prefix: str):
+    """The library's per-stage progress as a bar per stage, labelled `prefix label`."""
+    return lambda label, total: ProgressBar(f"{prefix} {label}".strip(), total)
+
+
+def _csv(text: str, kind=str) -> list:
+    try:
+        return [kind(t.strip()) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise InvcompError(f"cannot read {text!r} as a comma-separated list") from None
+
+
+def _inversion_options(bits: Optional[int] = None, steps: Optional[int] = None, **options) -> dict:
+    """InversionConfig fields given on the command line (None: the model's default)."""
+    return {k: v for k, v in dict(bits=bits, steps=steps, **options).items() if v is not None}
+
+
+@guarded
 def bench(
     data: str = typer.Argument(..., help=".npz test file or folder of images; or `speed` for the speed bench"),
-    model: List[str] = typer.Option(["airplanes32"], "--model", "-m", help="pretrained name or custom .pt"),
+    model: list[str] = typer.Option(["airplanes32"], "--model", "-m", help="pretrained name or custom .pt"),
     n: Optional[int] = typer.Option(None, help="first N images only"),
     steps: Optional[int] = typer.Option(None, help="inversion steps (default: the library's)"),
     restarts: int = typer.Option(1),
@@ -37,111 +56,27 @@ def bench(
     under results/bench_cache/, so a rerun only computes what is missing.
     `invcomp bench speed --model NAME ...` runs the speed benchmark instead.
     """
-    try:
-        if data == "speed":
-            _speed(model, batch_sizes, steps, device, out, as_json)
-            return
-        if len(model) != 1:
-            raise InvcompError("give one --model for a rate-distortion bench")
-        report = _rd_bench(data, model[0], n, steps, restarts, batch_size, grid, device, out)
-        if as_json:
-            typer.echo(json.dumps(report, indent=2))
-        else:
-            typer.echo(Path(report["outputs"]["markdown"]).read_text())
-            typer.echo("wrote " + ", ".join(report["outputs"].values()))
-    except InvcompError as e:
-        fail(str(e))
-
-
-def _rd_bench(data: str, model: str, n: Optional[int], steps: Optional[int], restarts: int, batch_size: int,
-              grid: int, device: str, out: Path) -> dict:
-    import torch
-
-    from invcomp.bench import rd as B
+    if data == "speed":
+        _speed(model, batch_sizes, steps, device, out, as_json)
+        return
+    if len(model) != 1:
+        raise InvcompError("give one --model for a rate-distortion bench")
+    from invcomp.bench.data import load_bench_data
+    from invcomp.bench.rd import run_rd_bench
     from invcomp.codec import Codec
-    from invcomp.io.collection import load_collection
-    from invcomp.io.datasets import resolve_data_path
-    from invcomp.files import write_atomic
-    from invcomp.inversion.invert import InversionConfig
-    from invcomp.inversion.rate import OPERATING_BITS
 
-    codec = Codec(model, device)
-    src = resolve_data_path(data)
-    images, _, notes = load_collection([src], codec.resolution)
-    if n is not None:
-        if n < 1:
-            raise InvcompError("--n must be >= 1")
-        images = images[:n]
-    base = InversionConfig(bits=codec.model.default_bits)
-    cfg = InversionConfig(bits=base.bits, steps=steps if steps is not None else base.steps, restarts=restarts)
-    name = codec.model.name
-    stem = f"bench_{name}_{src.stem}" + (f"_n{n}" if n else "")
-    cache = out / "bench_cache" / (src.stem + (f"_n{n}" if n else ""))  # classic series are shared by all models
-    digest = B.images_digest(images)
-    series: list = []
-    t_start = time.perf_counter()
-
-    def with_bar(label: str, total: int, work):
-        with _progress_bar(f"bench {label}") as bar:
-            task = bar.add_task(label, total=total, rate="")
-            t0 = time.perf_counter()
-
-            def advance(k: int) -> None:
-                bar.advance(task, k)
-                done = bar.tasks[0].completed
-                bar.update(task, rate=f"{done / max(1e-9, time.perf_counter() - t0):.1f}/s")
-
-            return work(advance)
-
-    key = {"images": digest, "model_sha256": codec.model.sha256, "inversion": asdict(cfg), "bits": list(OPERATING_BITS)}
-    path = cache / f"invcomp_{name}.json"
-    ours = B.load_cached(path, key)
-    if ours is None:
-        ours = with_bar("invcomp", len(images),
-                        lambda adv: B.run_invcomp(codec, images, OPERATING_BITS, cfg, batch_size, key, adv))
-        B.save_cached(path, ours)
-    series.append(ours)
-    for c in B.CLASSIC_CODECS:
-        key = {"images": digest, "codec": c.name, "settings": list(c.settings), "options": c.options(c.settings[0])}
-        path = cache / f"{c.key}.json"
-        s = B.load_cached(path, key)
-        if s is None:
-            s = with_bar(c.name, len(images) * len(c.settings), lambda adv, c=c: B.run_classic(c, images, key, adv))
-            B.save_cached(path, s)
-        series.append(s)
-    pixels = codec.resolution**2
-    rows = [r for s in series for r in s.summary(pixels)]
-    analysis = B.analyse(rows, codec.model.default_bits)
-    out.mkdir(parents=True, exist_ok=True)
-    md = out / f"{stem}.md"
-    outputs = {"json": str(out / f"{stem}.json"), "markdown": str(md), "ssim_plot": str(out / f"{stem}_ssim.png"),
-               "psnr_plot": str(out / f"{stem}_psnr.png")}
-    title = f"{name} on {src.name} ({len(images)} images, {codec.resolution}x{codec.resolution})"
-    B.plot_rd(rows, "ssim", title, Path(outputs["ssim_plot"]))
-    B.plot_rd(rows, "psnr", title, Path(outputs["psnr_plot"]))
-    if grid > 0:
-        k = min(grid, len(images))
-        bits = codec.model.default_bits
-        files = [bytes.fromhex(h) for h in ours.extra["files"][str(bits)][:k]]
-        our_sizes, columns = B.matched_grid(images, ours, bits, k)
-        columns.insert(0, (f"invcomp {bits}-bit", [codec.decompress(f) for f in files], our_sizes))
-        outputs["grid"] = str(out / f"{stem}_grid.png")
-        B.plot_grid(images[:k], columns, Path(outputs["grid"]))
-    report = {"data": src.name, "images": len(images), "resolution": codec.resolution, "model": name,
-              "model_sha256": codec.model.sha256, "inversion": asdict(cfg), "operating_bits": list(OPERATING_BITS),
-              "default_bits": codec.model.default_bits, "device": str(codec.device), "threads": torch.get_num_threads(),
-              "msssim": B.msssim_settings(codec.resolution) and {"win_size": B.msssim_settings(codec.resolution)[0],
-                                                                 "weights": B.msssim_settings(codec.resolution)[1]},
-              "notes": notes, "seconds": round(time.perf_counter() - t_start, 1), "rows": rows, "analysis": analysis,
-              "outputs": outputs}
-    header = (f"{title}; invcomp: {cfg.steps} steps x {cfg.restarts} start(s), bits {list(OPERATING_BITS)} "
-              f"(default {codec.model.default_bits}); bytes are whole files; quality means over images.\n\n")
-    write_atomic(md, (header + B.markdown(rows, analysis)).encode())
-    write_atomic(Path(outputs["json"]), (json.dumps(report, indent=2) + "\n").encode())
-    return report
+    codec = Codec(model[0], device)
+    images = load_bench_data(data, codec.resolution, n)
+    config = codec.config(**_inversion_options(steps=steps, restarts=restarts))
+    report = run_rd_bench(codec, images, out, config, batch_size, grid, _bars("bench"))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        typer.echo(Path(report["outputs"]["markdown"]).read_text())
+        typer.echo("wrote " + ", ".join(report["outputs"].values()))
 
 
-def _speed(models: List[str], batch_sizes: str, steps: Optional[int], device: str, out: Path, as_json: bool) -> None:
+def _speed(models: list[str], batch_sizes: str, steps: Optional[int], device: str, out: Path, as_json: bool) -> None:
     try:
         from invcomp.bench import speed as speedbench
     except ImportError:
@@ -150,11 +85,13 @@ def _speed(models: List[str], batch_sizes: str, steps: Optional[int], device: st
         sizes = [int(b) for b in batch_sizes.split(",") if b.strip()]
     except ValueError:
         raise InvcompError(f"--batch-sizes must be comma-separated integers, not {batch_sizes!r}") from None
-    report = speedbench.run_speed_bench(models, sizes, device, steps)
+    with ProgressBar("bench speed", unit="run") as bar:
+        report = speedbench.run_speed_bench(models, sizes, device, steps, progress=bar.update)
     paths = speedbench.write_speed_report(report, out)
     typer.echo(json.dumps(report, indent=2) if as_json else Path(str(paths[-1])).read_text())
 
 
+@guarded
 def evaluate(
     data: str = typer.Argument(..., help=".npz test file (or folder of images)"),
     model: str = typer.Option("airplanes32", "--model", "-m"),
@@ -168,43 +105,59 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Measure invcomp at the given settings beside WebP q0 on a test set; writes results/."""
-    import time
-
+    from invcomp.bench.data import load_bench_data
+    from invcomp.bench.evaluate import run_evaluation
     from invcomp.codec import Codec
-    from invcomp.io.collection import load_collection
-    from invcomp.io.datasets import resolve_data_path
-    from invcomp.bench.evaluate import evaluate_invcomp, evaluate_webp, markdown_table
-    from invcomp.files import write_atomic
-    from invcomp.inversion.invert import InversionConfig
 
-    try:
-        codec = Codec(model, device)
-        src = resolve_data_path(data)
-        images, _, _ = load_collection([src], codec.resolution)
-        images = images[:n] if n else images
-        cfg = InversionConfig(bits=bits if bits is not None else codec.model.default_bits, steps=steps, restarts=restarts)
-        with _progress_bar("evaluate") as bar:
-            task = bar.add_task("evaluate", total=len(images), rate="")
-            t0 = time.perf_counter()
+    codec = Codec(model, device)
+    images = load_bench_data(data, codec.resolution, n or None)
+    config = codec.config(**_inversion_options(bits=bits, steps=steps, restarts=restarts))
+    result = run_evaluation(codec, images, out, config, batch_size, _bars(""))
+    typer.echo(json.dumps(result.report, indent=2) if as_json else result.markdown)
 
-            def advance(k: int) -> None:
-                bar.advance(task, k)
-                done = bar.tasks[0].completed
-                bar.update(task, rate=f"{done / (time.perf_counter() - t0):.2f} img/s")
 
-            ours = evaluate_invcomp(codec, images, cfg, batch_size, advance)
-        webp = evaluate_webp(images)
-        scores = [ours, webp]
-        import torch
+@guarded
+def ablate(
+    data: str = typer.Argument(..., help=".npz test file (or folder of images)"),
+    model: str = typer.Option("airplanes32", "--model", "-m"),
+    mask_list: str = typer.Option("center,random,block,edges,edges+random", "--masks", help="comma-separated schemes"),
+    keep_list: str = typer.Option("0.01,0.03,0.1", "--keep", help="comma-separated densities"),
+    assist_list: str = typer.Option("4", "--assist-bits", help="comma-separated bits per channel of kept pixels"),
+    loss_list: str = typer.Option("ssim+mse", "--losses",
+                                  help="comma-separated; the first for every run, the others at --loss-at"),
+    loss_at: str = typer.Option("", help="scheme:keep where the other losses run (default: first scheme, middle keep)"),
+    baseline_bits: str = typer.Option("3,4,5,6", help="plain invcomp at these latent bit depths (\"\" for none)"),
+    n: int = typer.Option(200, help="first N images"),
+    bits: Optional[int] = typer.Option(None, help="latent bits of the masked runs (default: the model's)"),
+    steps: int = typer.Option(100),
+    batch_size: int = typer.Option(64),
+    seed: int = typer.Option(0),
+    figure_images: int = typer.Option(2, help="images shown in the figure grid"),
+    device: str = typer.Option("auto"),
+    out: Path = typer.Option(Path("results"), help="folder for JSON, Markdown and the figure"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Which kept pixels buy the most quality per byte: mask schemes x densities x losses.
 
-        report = {"data": src.name, "images": len(images), "model": model, "device": str(codec.device),
-                  "threads": torch.get_num_threads(), "config": {"bits": cfg.bits, "steps": cfg.steps, "restarts": cfg.restarts},
-                  "scores": [s.to_dict() for s in scores],
-                  "bytes_ratio_vs_webp": round(ours.mean_bytes / webp.mean_bytes, 4)}
-        out.mkdir(parents=True, exist_ok=True)
-        stem = f"evaluate_{model}_{Path(src).stem}_{cfg.bits}b_{cfg.restarts}x{cfg.steps}" + (f"_n{n}" if n else "")
-        write_atomic(out / f"{stem}.json", (json.dumps(report, indent=2) + "\n").encode())
-        write_atomic(out / f"{stem}.md", markdown_table(scores).encode())
-        typer.echo(json.dumps(report, indent=2) if as_json else markdown_table(scores))
-    except InvcompError as e:
-        fail(str(e))
+    Also plain invcomp at --baseline-bits, and WebP and JPEG at each image's bytes. Writes
+    results/ablate_<model>_<data>.{json,md,png}, rewritten after every run.
+    """
+    schemes, keeps, assists, losses = _csv(mask_list), _csv(keep_list, float), _csv(assist_list, int), _csv(loss_list)
+    base_bits = _csv(baseline_bits, int)
+    at = None
+    if loss_at:
+        try:
+            scheme, keep = loss_at.split(":")
+            at = (scheme, float(keep))
+        except ValueError:
+            raise InvcompError(f"--loss-at must look like random:0.03, not {loss_at!r}") from None
+    from invcomp.bench.ablate import plan_ablation, run_ablation
+    from invcomp.bench.data import load_bench_data
+    from invcomp.codec import Codec
+
+    codec = Codec(model, device)
+    config = codec.config(**_inversion_options(bits=bits, steps=steps, seed=seed))
+    plan = plan_ablation(schemes, keeps, assists, losses, config, base_bits, at, batch_size, figure_images)
+    result = run_ablation(codec, load_bench_data(data, codec.resolution, n), plan, out, _bars(""))
+    stem = result.paths[0].with_suffix("")
+    typer.echo(json.dumps(result.report, indent=2) if as_json else result.markdown + f"\n-> {stem}.{{json,md,png}}")

@@ -55,8 +55,9 @@ class ProgressBar:
         if self._start is None:
             self._start = (done, time.perf_counter())  # rate counts what is done in this run, not resumed work
         first, t0 = self._start
-        rate = (done - first) / max(time.perf_counter() - t0, 1e-9)
-        self._bar.update(self._task, completed=done, total=total, rate=f"{rate:.2f} {self._unit}/s")
+        elapsed = time.perf_counter() - t0
+        rate = f"{(done - first) / elapsed:.2f} {self._unit}/s" if done > first and elapsed > 0 else ""
+        self._bar.update(self._task, completed=done, total=total, rate=rate)
 
     def advance(self, k: int = 1) -> None:
         self.update(int(self._bar.tasks[0].completed) + k, self._bar.tasks[0].total)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from invcomp.bench import rd as B
+from invcomp.bench import analysis, classic, msssim, rd
 from invcomp.cli import app
 
 runner = CliRunner()
@@ -27,7 +27,7 @@ def test_bench_writes_every_codec_and_reuses_cache(tmp_path, tiny_weights, tiny_
     assert r.exit_code == 0, r.output
     report = json.loads(r.stdout)
     names = {row["codec"] for row in report["rows"]}
-    assert names == {"invcomp tiny"} | {c.name for c in B.CLASSIC_CODECS}
+    assert names == {"invcomp tiny"} | {c.name for c in classic.CLASSIC_CODECS}
     for row in report["rows"]:
         assert row["images"] == 4 and row["mean_bytes"] > 0
         assert abs(row["bpp"] - 8 * row["mean_bytes"] / 1024) < 1e-3
@@ -40,8 +40,8 @@ def test_bench_writes_every_codec_and_reuses_cache(tmp_path, tiny_weights, tiny_
     assert "| invcomp tiny | 3-bit |" in open(report["outputs"]["markdown"]).read()
     assert json.loads(open(report["outputs"]["json"]).read())["rows"] == report["rows"]
     # a rerun reads every series from the cache: no codec and no inversion runs again
-    monkeypatch.setattr(B.ClassicCodec, "roundtrip", lambda *a: pytest.fail("classic codec re-run"))
-    monkeypatch.setattr(B, "run_invcomp", lambda *a, **k: pytest.fail("inversion re-run"))
+    monkeypatch.setattr(classic.ClassicCodec, "roundtrip", lambda *a: pytest.fail("classic codec re-run"))
+    monkeypatch.setattr(rd, "run_invcomp", lambda *a, **k: pytest.fail("inversion re-run"))
     r2 = runner.invoke(app, args[:-3] + ["--grid", "0", "--json"])
     assert r2.exit_code == 0, r2.output
     assert json.loads(r2.stdout)["rows"] == report["rows"]
@@ -60,11 +60,11 @@ def test_ms_ssim_levels_equals_pytorch_msssim_at_64():
     torch.manual_seed(0)
     x = torch.rand(3, 3, 64, 64)
     y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
-    ours = B.ms_ssim_levels(x, y, 3, B.MSSSIM_WEIGHTS)
+    ours = msssim.ms_ssim_levels(x, y, 3, msssim.MSSSIM_WEIGHTS)
     ref = ms_ssim(x, y, data_range=1.0, size_average=False, win_size=3)
     assert torch.allclose(ours, ref, atol=1e-6)
-    assert B.msssim_settings(32)[0] == 3 and abs(sum(B.msssim_settings(32)[1]) - 1) < 1e-9
-    assert B.msssim_settings(16) is None
+    assert msssim.msssim_settings(32)[0] == 3 and abs(sum(msssim.msssim_settings(32)[1]) - 1) < 1e-9
+    assert msssim.msssim_settings(16) is None
 
 
 def _rows(codec, pts):
@@ -75,15 +75,15 @@ def test_crossings_and_target_analysis():
     ours = _rows("invcomp m", [(20, 0.6), (35, 0.75), (50, 0.8)])
     # a classic curve below ours at low rates that overtakes it at ~40 bytes
     theirs = _rows("Other", [(30, 0.5), (45, 0.85)])
-    c = B.crossings(ours, theirs, "ssim")
+    c = analysis.crossings(ours, theirs, "ssim")
     assert c["from_bytes"] == 30 and c["leader"] == "invcomp"
     (x,) = c["changes"]
     assert 35 < x < 45
     # a curve that starts beyond ours is compared with our best point (flat budget envelope)
-    later = B.crossings(ours, _rows("Late", [(80, 0.7), (120, 0.9)]), "ssim")
+    later = analysis.crossings(ours, _rows("Late", [(80, 0.7), (120, 0.9)]), "ssim")
     assert later["from_bytes"] == 80 and later["leader"] == "invcomp" and 80 < later["changes"][0] < 120
     webp = [{"codec": "WebP", "setting": 0, "label": "q0", "mean_bytes": 90.0, "ssim": 0.7, "psnr": 7.0}]
-    a = B.analyse(ours + theirs + webp, default_bits=1)
+    a = analysis.analyse(ours + theirs + webp, default_bits=1)
     d = a["default_vs_webp_q0"]
     assert d["target_met"] and d["bytes_ratio"] == round(35 / 90, 4)
     assert 20 / 90 < a["bytes_ratio_at_webp_q0_ssim"] < 35 / 90  # ours reaches 0.7 between 20 and 35 bytes

@@ -5,16 +5,15 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, tiny_nets
 from pytorch_msssim import ssim as reference_ssim
 
 from invcomp import InvcompError, compress, decompress
+from invcomp.bench.speed import run_speed_bench, speed_markdown, write_speed_report
 from invcomp.inversion.invert import FastGenerator, InversionConfig, invert
-from invcomp.models.nets import Generator, NetConfig
 from invcomp.inversion.quantize import quantize
 from invcomp.metrics import SSIMTarget, ssim01
-from invcomp.bench.speed import run_speed_bench, speed_markdown, write_speed_report
-
-from conftest import TINY, tiny_nets
+from invcomp.models.nets import Generator, NetConfig
 
 
 def _pairs(shape, seed):
@@ -148,6 +147,8 @@ def test_speed_bench_on_tiny_model_writes_well_formed_json(tiny_model, tmp_path)
 def test_speed_bench_rejects_bad_settings(tiny_model):
     with pytest.raises(InvcompError):
         run_speed_bench([tiny_model], [1], "cpu", steps=2)
+    with pytest.raises(InvcompError):  # the default 3 warm-up steps would leave no timed step
+        run_speed_bench([tiny_model], [1], "cpu", steps=4)
     with pytest.raises(InvcompError):
         run_speed_bench([tiny_model], [0], "cpu", steps=5)
     with pytest.raises(InvcompError):
