@@ -10,7 +10,9 @@ Callers pass `notes(text)` for notices and `progress(done, total)` for a progres
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -21,11 +23,11 @@ import numpy as np
 
 from invcomp.codec import Codec
 from invcomp.errors import InvcompError
-from invcomp.files import fsync_dir, write_atomic
+from invcomp.files import fsync_dir, write_atomic, write_error
 from invcomp.formats import icza
 from invcomp.inversion.invert import InversionConfig
 from invcomp.io.sources import Item, list_sources, read_batches
-from invcomp.models.registry import model_for_sha256
+from invcomp.models.registry import model_for_sha256, not_installed
 
 Notes = Callable[[str], None]
 Progress = Callable[[int, int], None]
@@ -56,16 +58,17 @@ def in_shard(name: str, shard: tuple[int, int] | None) -> bool:
     return shard is None or zlib.crc32(name.encode("utf-8")) % shard[1] == shard[0] - 1
 
 
-def codec_for(header: icza.ArchiveHeader, model: str | None = None, device: str = "auto") -> Codec:
+def codec_for(header: icza.ArchiveHeader, model: str | None = None, device: str = "auto",
+              precision: str = "auto") -> Codec:
     """A Codec for the archive's generator: the registered one with its sha256, or a custom .pt
     whose sha256 matches."""
     if model is None:
         info = model_for_sha256(header.model_sha256)
         if info is None:
-            raise InvcompError(f"archive was made with model {header.model_name!r} (sha256 {header.model_sha256[:12]}...), "
-                               "which is not installed; pass its weights with --model PATH.pt")
-        model = info.name
-    codec = Codec(model, device)
+            raise InvcompError("archive was made with "
+                               + not_installed(f"model {header.model_name!r} (sha256 {header.model_sha256[:12]}...)"))
+        model = info.key  # this exact version, which need not be the newest of its name
+    codec = Codec(model, device, precision)
     if codec.model.sha256 != header.model_sha256:
         raise InvcompError(f"--model {model} is not the archive's generator (sha256 {codec.model.sha256[:12]}... "
                            f"vs {header.model_sha256[:12]}...)")
@@ -175,7 +178,11 @@ def pack(sources: Sequence[Path], out: Path, codec: Codec, cfg: InversionConfig,
     with icza.ArchiveReader(partial) as r:
         if len(r) == 0:
             raise InvcompError("no image could be read; nothing packed")
-        icza.write_compacted(out, header, [r])
+        try:
+            icza.write_compacted(out, header, [r])
+        except InvcompError as e:  # e.g. a full disk: the work is in the partial, which --resume finishes
+            raise InvcompError(f"{e} (all {len(r)} images are packed in {partial}: fix the cause and run the same "
+                               "pack again with --resume to finish it)") from None
     partial.unlink()
     fsync_dir(out)
     return summary(out, time.perf_counter() - t0, packed)
@@ -188,7 +195,10 @@ def _open_partial(partial: Path, out: Path, header: icza.ArchiveHeader, items: S
         for stale in icza.remove_stale_temporaries(out) + icza.remove_stale_temporaries(partial):
             notes(f"removed {stale.name}, left by an interrupted write")
     if not partial.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error(out.parent, e, "nothing written") from None
         icza.create_archive(partial, header)
         return set()
     with icza.ArchiveReader(partial) as r:
@@ -208,7 +218,7 @@ def _open_partial(partial: Path, out: Path, header: icza.ArchiveHeader, items: S
 
 def add(archive: Path, sources: Sequence[Path], model: str | None = None, device: str = "auto", batch_size: int = 64,
         skip_existing: bool = False, skip_unreadable: bool = False, notes: Notes = _quiet,
-        progress: Progress = _quiet) -> dict:
+        progress: Progress = _quiet, precision: str = "auto") -> dict:
     """Append images to an archive with its own settings, without rewriting what is there."""
     if batch_size < 1:
         raise InvcompError("--batch-size must be >= 1")
@@ -227,11 +237,19 @@ def add(archive: Path, sources: Sequence[Path], model: str | None = None, device
     if clash:
         notes(f"skipped {len(clash)} image(s) already in the archive")
     todo = [it for it in items if it.name not in existing]
-    codec = codec_for(header, model, device)
+    codec = codec_for(header, model, device, precision)
     t0 = time.perf_counter()
     with icza.exclusive(archive):
-        packed = append_batches(archive, codec, config_of(header), todo, batch_size, skip_unreadable, notes,
-                                _counter(progress, len(todo)))
+        try:
+            packed = append_batches(archive, codec, config_of(header), todo, batch_size, skip_unreadable, notes,
+                                    _counter(progress, len(todo)))
+        except InvcompError as e:  # every batch committed before the error stays in the archive
+            with icza.ArchiveReader(archive) as r:
+                added = len(r) - len(existing)
+            if not added:
+                raise
+            raise InvcompError(f"{e} ({added} of the {len(todo)} new images were added before the error; "
+                               "run the same add again with --skip-existing to add the rest)") from None
     return summary(archive, time.perf_counter() - t0, packed)
 
 
@@ -258,6 +276,107 @@ def merge(inputs: Sequence[Path], out: Path, force: bool = False, progress: Prog
         for r in readers:
             r.close()
     return summary(out, time.perf_counter() - t0, 0)
+
+
+# --- packing under torchrun ----------------------------------------------------------------
+
+def part_path(out: Path, rank: int, world: int) -> Path:
+    """Where rank `rank` (0-based) of `world` packs its shard: OUT.part<rank+1>of<world>, beside `out`."""
+    return out.with_name(f"{out.name}.part{rank + 1}of{world}")
+
+
+def _parts_beside(out: Path) -> list[tuple[Path, int]]:
+    """The parts of distributed packs of `out` lying beside it (finished or .partial), with their process count."""
+    pattern = re.compile(re.escape(out.name) + r"\.part(\d+)of(\d+)(\.partial)?")
+    if not out.parent.is_dir():
+        return []
+    return [(p, int(m.group(2))) for p in sorted(out.parent.iterdir()) if (m := pattern.fullmatch(p.name))]
+
+
+def pack_distributed(sources: Sequence[Path], out: Path, codec: Codec, cfg: InversionConfig, batch_size: int = 64,
+                     shard: tuple[int, int] | None = None, resume: bool = False, force: bool = False,
+                     skip_unreadable: bool = False, notes: Notes = _quiet, progress: Progress = _quiet) -> dict:
+    """`pack` split over the ranks of a torchrun group (`invcomp.distributed`), same arguments.
+
+    Rank r packs shard r+1 of N (by name, as `--shard`) into its own crash-safe part beside `out`
+    (OUT.part<r+1>of<N>, through its .partial); when every part is done, rank 0 merges them into `out`
+    (`merge`: name order, one segment) and removes them. The shards of a pack merge to exactly the
+    bytes of a single-process pack, so the archive is the one `pack` writes with the same settings.
+    `progress` counts the images of all ranks; an error on any rank stops the others at their next
+    batch, and a rank that stops answering ends the others after INVCOMP_DIST_TIMEOUT seconds.
+    An interrupted run finishes with --resume and the same number of processes. Returns the
+    archive's summary (on rank 0; the other ranks return their part's)."""
+    from invcomp import distributed
+
+    if shard is not None:
+        raise InvcompError("--shard splits by hand: under torchrun the ranks share out the images themselves")
+    rank, world = distributed.rank(), distributed.world_size()
+    board = distributed.Board("pack")
+    try:
+        return _pack_rank(sources, out, codec, cfg, batch_size, resume, force, skip_unreadable, notes, progress,
+                          rank, world, board)
+    except Exception as e:
+        board.fail(str(e) if isinstance(e, InvcompError) else f"{type(e).__name__}: {e}")
+        # the others stop at their next batch; meeting them here lets every rank print its error before
+        # torchrun ends the group (it stops all ranks when the first one exits)
+        with contextlib.suppress(InvcompError):
+            distributed.barrier()
+        raise
+
+
+def _pack_rank(sources: Sequence[Path], out: Path, codec: Codec, cfg: InversionConfig, batch_size: int, resume: bool,
+               force: bool, skip_unreadable: bool, notes: Notes, progress: Progress, rank: int, world: int, board) -> dict:
+    t0 = time.perf_counter()
+    if batch_size < 1:
+        raise InvcompError("--batch-size must be >= 1")
+    if out.exists() and not force and not resume:
+        raise InvcompError(f"{out} exists: use `invcomp add` to add images, or --force to replace it")
+    if out.with_name(out.name + ".partial").exists():
+        raise InvcompError(f"{out.name}.partial exists (an interrupted single-process pack): finish it with "
+                           "`invcomp pack --resume` without torchrun, or delete it")
+    found = _parts_beside(out)
+    other = sorted({n for _, n in found if n != world})
+    if other:
+        raise InvcompError(f"{out.name}.part*of{other[0]} exist (an interrupted pack on {other[0]} processes): resume it "
+                           f"with --nproc_per_node {other[0]} (in all), or delete them")
+    if resume and out.exists() and not found:  # finished earlier: every rank checks it, as `pack` does
+        return pack(sources, out, codec, cfg, batch_size, None, True, False, skip_unreadable,
+                    notes if rank == 0 else _quiet)
+    items = list_sources(sources)
+    shard = (rank + 1, world)
+    def said(text: str) -> None:
+        notes(f"rank {rank}: {text}")
+
+    mine = [it for it in items if in_shard(it.name, shard)]
+    reported = [0]
+
+    def advance(done: int, _total: int) -> None:
+        board.add("done", done - reported[0])
+        reported[0] = done
+        board.raise_if_failed()  # another rank failed: stop here (this part stays resumable)
+        if rank == 0:
+            progress(board.get("done"), len(items))
+
+    part = pack(sources, part_path(out, rank, world), codec, cfg, batch_size, shard, resume, force, skip_unreadable,
+                said if mine else _quiet, advance)  # an empty shard is an empty part, silently
+    board.add("packed", part["packed_now"])
+    board.add("finished")
+    if rank != 0:
+        board.wait("merged", 1, what="rank 0 to merge the parts")
+        return part
+    def tick() -> int:  # the bar keeps moving with the other ranks' batches while rank 0 waits
+        done = board.get("done")
+        progress(done, len(items))
+        return done
+
+    board.wait("finished", world, alive=tick, what="the other ranks to pack their shards")
+    parts = [part_path(out, r, world) for r in range(world)]
+    merge(parts, out, force=True)
+    for p in parts:
+        p.unlink()
+    fsync_dir(out)
+    board.add("merged")
+    return summary(out, time.perf_counter() - t0, board.get("packed"))
 
 
 # --- reading -------------------------------------------------------------------------------

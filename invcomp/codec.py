@@ -29,7 +29,7 @@ from invcomp.inversion.render import render
 from invcomp.io.images import fit_to_square, read_image, resize_to, to_rgb8
 from invcomp.masks.inpaint import MaskOptions, compress_masked
 from invcomp.metrics import image_quality, to_unit
-from invcomp.models.device import pick_device
+from invcomp.models.device import pick_device, pick_precision
 from invcomp.models.registry import model_for_fingerprint
 from invcomp.models.zoo import Model, resolve_model, to_device
 
@@ -80,8 +80,11 @@ class FitOptions:
 class Codec:
     """One generator, compressing and decompressing on one device."""
 
-    def __init__(self, model: ModelLike = DEFAULT_MODEL, device: str = "auto"):
+    def __init__(self, model: ModelLike = DEFAULT_MODEL, device: str = "auto", precision: str = "auto"):
+        """precision: the generator's compute type while fitting ('auto': bf16 where the device has it
+        natively, else fp32); files decode the same whatever precision fitted them."""
         self.device = pick_device(device)
+        self.dtype = pick_precision(precision, self.device)
         self.model = to_device(resolve_model(model), self.device)
 
     @property
@@ -105,7 +108,7 @@ class Codec:
     # --- latents ----------------------------------------------------------------------------
     def fit_codes(self, pixels: np.ndarray, config: InversionConfig) -> np.ndarray:
         """(N, S, S, 3) uint8 at the model's resolution -> (N, D) int64 quantized latents."""
-        return invert(self.model.generator, to_unit(pixels), config, self.model.encoder).codes.numpy()
+        return invert(self.model.generator, to_unit(pixels), config, self.model.encoder, dtype=self.dtype).codes.numpy()
 
     @torch.no_grad()
     def decode_codes(self, codes: torch.Tensor | np.ndarray, bits: int) -> np.ndarray:
@@ -132,11 +135,14 @@ class Codec:
     def compress_batch(self, images: Sequence[ImageLike], config: InversionConfig | None = None,
                        batch_size: int = 64, progress: Progress | None = None) -> list[bytes]:
         """One .icz file per image; images are inverted `batch_size` at a time."""
-        cfg = config or self.config()
-        out: list[bytes] = []
+        return [data for data, _ in self._compress_with_codes(images, config or self.config(), batch_size, progress)]
+
+    def _compress_with_codes(self, images: Sequence[ImageLike], cfg: InversionConfig, batch_size: int,
+                             progress: Progress | None) -> list[tuple[bytes, np.ndarray]]:
+        out: list[tuple[bytes, np.ndarray]] = []
         for chunk in _batches([self.prepare(im) for im in images], batch_size):
             codes = self.fit_codes(np.stack([p for p, _ in chunk]), cfg)
-            out.extend(self.encode(c, cfg.bits, size) for (_, size), c in zip(chunk, codes))
+            out.extend((self.encode(c, cfg.bits, size), c) for (_, size), c in zip(chunk, codes))
             if progress:
                 progress(len(chunk))
         return out
@@ -153,7 +159,7 @@ class Codec:
         out: list[list[Candidate]] = []
         for chunk in _batches([self.prepare(im) for im in images], batch_size):
             pixels = np.stack([p for p, _ in chunk])
-            results = invert_rates(self.model.generator, to_unit(pixels), cfg, bits, self.model.encoder)
+            results = invert_rates(self.model.generator, to_unit(pixels), cfg, bits, self.model.encoder, dtype=self.dtype)
             per_bits = {}
             for b, result in results.items():
                 files = [self.encode(c, b, size) for (_, size), c in zip(chunk, result.codes.numpy())]
@@ -170,7 +176,7 @@ class Codec:
         """One .icz file per image with kept (assistant) pixels; see invcomp.masks."""
         prepared = [self.prepare(im) for im in images]
         return compress_masked(self.model, [p for p, _ in prepared], [s for _, s in prepared], options,
-                               config or self.config(), user_masks, batch_size, progress)
+                               config or self.config(), user_masks, batch_size, progress, self.dtype)
 
     def choose_files(self, images: Sequence[ImageLike], options: FitOptions, user_masks: Sequence[np.ndarray] | None = None,
                      batch_size: int = 64, progress: Progress | None = None) -> list[Choice]:
@@ -182,10 +188,15 @@ class Codec:
             return [choose(c, options.target_ssim, options.max_bytes) for c in found]
         if options.mask is not None:
             files = self.compress_masked(images, options.mask, cfg, user_masks, batch_size, progress)
-        else:
-            files = self.compress_batch(images, cfg, batch_size, progress)
+            decoded = np.stack([self.decompress(f) for f in files])
+        else:  # G(codes) in batches: what decoding shows, without entropy-decoding the files again
+            found = self._compress_with_codes(images, cfg, batch_size, progress)
+            files = [data for data, _ in found]
+            codes = np.stack([c for _, c in found])
+            decoded = np.concatenate([self.decode_codes(codes[i : i + batch_size], cfg.bits)
+                                      for i in range(0, len(codes), batch_size)])
         originals = np.stack([self.prepare(im)[0] for im in images])
-        psnr, ssim = image_quality(originals, np.stack([self.decompress(f) for f in files]))
+        psnr, ssim = image_quality(originals, decoded)
         return [Choice(Candidate(cfg.bits, f, float(p), float(s)), True) for f, p, s in zip(files, psnr, ssim)]
 
     @torch.no_grad()
@@ -211,16 +222,22 @@ def _batches(items: list, batch_size: int):
 
 def _fingerprint_name(fp: bytes) -> str:
     info = model_for_fingerprint(fp)
-    return f"model {info.name!r}" if info else f"an unknown model (fingerprint {fp.hex()})"
+    return (f"model {info.name!r} version {info.version} ({info.key})" if info
+            else f"an unknown model (fingerprint {fp.hex()}), which this invcomp does not have")
 
 
 def model_of_file(data: bytes) -> str:
-    """The registered model a file needs; an error naming the fingerprint if none matches."""
+    """The registered model version a file needs, as `name@version` (an older version of a
+    retrained model is still the one its files decode with); a one-line error naming the
+    fingerprint and where to get the generator if none is installed."""
     header, _ = unpack_header(data)
     info = model_for_fingerprint(header.fingerprint)
     if info is None:
-        raise InvcompError(f"file was made with an unknown model (fingerprint {header.fingerprint.hex()}); is it installed?")
-    return info.name
+        from invcomp.models.registry import not_installed
+
+        fp = header.fingerprint.hex()
+        raise InvcompError("file was made with " + not_installed(f"an unknown model (fingerprint {fp}, its sha256 {fp}...)"))
+    return info.key
 
 
 # --- module functions: a cached Codec per (model, device) ------------------------------------
@@ -235,15 +252,102 @@ def get_codec(model: ModelLike, device: str = "auto") -> Codec:
     return _codecs[key]
 
 
+MaskLike = Union[str, os.PathLike, np.ndarray, Image.Image]
+
+
+def fit_options(config: InversionConfig, quality: int | None = None, target_ssim: float | None = None,
+                max_bytes: int | None = None, mask_scheme: str | None = None, keep: float = 0.05, user_mask: bool = False,
+                drop_outside: bool = False, assist_bits: int = 4, loss: str = "ssim+mse",
+                bits_given: bool = False) -> FitOptions:
+    """FitOptions from the rate, target and mask options of `fit` (the API's and the command's), with
+    the command's checks: one of bits / quality / targets, masks not combined with targets."""
+    from invcomp.inversion.rate import bits_for_quality
+    from invcomp.masks.inpaint import mask_options
+
+    if bits_given + (quality is not None) + (target_ssim is not None or max_bytes is not None) > 1:
+        raise InvcompError("give at most one of --bits, --quality, and --target-ssim/--max-bytes")
+    if quality is not None:
+        config = replace(config, bits=bits_for_quality(quality))
+    masks = mask_options(mask_scheme, keep, user_mask, drop_outside, assist_bits, loss, config.seed)
+    return FitOptions(config, target_ssim, max_bytes, masks)
+
+
+def user_masks_for(mask: MaskLike, images: Sequence[np.ndarray], resolution: int) -> list[np.ndarray]:
+    """One resolution x resolution bool mask per image from one mask (a file, a Pillow image or an H x W
+    array; white / nonzero = keep) of the images' size, as `fit --mask` reads it."""
+    from invcomp.masks.schemes import load_user_mask
+
+    if isinstance(mask, (str, os.PathLike)):
+        return [load_user_mask(mask, im.shape[:2], resolution) for im in images]
+    arr = as_rgb8(mask.convert("L") if isinstance(mask, Image.Image) else
+                  (np.asarray(mask).astype(np.uint8) * 255 if np.asarray(mask).dtype == bool else mask))
+    out = []
+    for im in images:
+        if arr.shape[:2] != im.shape[:2]:
+            raise InvcompError(f"mask: {arr.shape[1]}x{arr.shape[0]}, but the image is {im.shape[1]}x{im.shape[0]}; "
+                               "the mask must have the image's size")
+        grey = arr.astype(np.int64).mean(axis=2).round().astype(np.uint8)
+        keep = fit_to_square(np.repeat(grey[:, :, None], 3, axis=2), resolution)[:, :, 0] >= 128
+        if not keep.any():
+            raise InvcompError(f"mask: keeps no pixels (white = keep; it has none at {resolution}x{resolution})")
+        out.append(keep)
+    return out
+
+
 def compress_batch(images: Sequence[ImageLike], model: ModelLike = DEFAULT_MODEL, device: str = "auto",
-                   batch_size: int = 64, **options) -> list[bytes]:
-    """Compress many images; options are InversionConfig fields (bits, steps, restarts, seed, ...)."""
+                   batch_size: int = 64, *, quality: int | None = None, target_ssim: float | None = None,
+                   max_bytes: int | None = None, mask: MaskLike | None = None, mask_scheme: str | None = None,
+                   keep: float = 0.05, assist_bits: int = 4, loss: str = "ssim+mse", drop_outside: bool = False,
+                   **options) -> list[bytes]:
+    """Compress many images to .icz bytes, with the options of `invcomp fit`.
+
+    options are InversionConfig fields (bits, steps, restarts, seed, ...); quality a preset 1..5;
+    target_ssim / max_bytes choose the operating point per image (a target_ssim that cannot be met
+    keeps the best file with a warning; a max_bytes that cannot be met raises InvcompError);
+    mask (a mask image or array of the images' size, white = keep) or mask_scheme (center, random,
+    block, edges, edges+random) with keep, assist_bits, loss and drop_outside keep original pixels.
+    model="auto": per image, the registered model that fits it best (invcomp.domain.choose_models).
+    """
+    pixels = [as_rgb8(im) for im in images]
+    if batch_size < 1:
+        raise InvcompError("--batch-size must be >= 1")
+    rate = dict(quality=quality, target_ssim=target_ssim, max_bytes=max_bytes, mask=mask, mask_scheme=mask_scheme,
+                keep=keep, assist_bits=assist_bits, loss=loss, drop_outside=drop_outside)
+    if isinstance(model, str) and model == "auto":
+        from invcomp.domain import choose_models
+
+        try:  # every option checked before any model is chosen
+            base = replace(InversionConfig(), **options)
+        except TypeError as e:
+            raise InvcompError(f"unknown option: {e}") from None
+        fit_options(base, quality, target_ssim, max_bytes, mask_scheme, keep, mask is not None, drop_outside,
+                    assist_bits, loss, "bits" in options)
+        names = choose_models(pixels, device, batch_size)
+        out: list[bytes] = [b""] * len(pixels)
+        for name in dict.fromkeys(names):
+            rows = [i for i, n in enumerate(names) if n == name]
+            for i, data in zip(rows, compress_batch([pixels[i] for i in rows], name, device, batch_size, **rate, **options)):
+                out[i] = data
+        return out
     codec = get_codec(model, device)
-    return codec.compress_batch(images, codec.config(**options), batch_size)
+    opts = fit_options(codec.config(**options), quality, target_ssim, max_bytes, mask_scheme, keep, mask is not None,
+                       drop_outside, assist_bits, loss, "bits" in options)
+    if not opts.targeted and opts.mask is None:
+        return codec.compress_batch(pixels, opts.inversion, batch_size)
+    users = user_masks_for(mask, pixels, codec.resolution) if mask is not None else None
+    choices = codec.choose_files(pixels, opts, users, batch_size)
+    unmet = [f"image {i}: {c.reason}" for i, c in enumerate(choices) if not c.met]
+    if unmet and max_bytes is not None:
+        raise InvcompError(f"{len(unmet)} image(s) cannot meet --max-bytes {max_bytes} ({'; '.join(unmet[:3])})")
+    if unmet:
+        import warnings
+
+        warnings.warn(f"target not met for {len(unmet)} image(s): {'; '.join(unmet[:3])}", stacklevel=2)
+    return [c.candidate.data for c in choices]
 
 
 def compress(image: ImageLike, model: ModelLike = DEFAULT_MODEL, device: str = "auto", **options) -> bytes:
-    """Compress one image to .icz bytes."""
+    """Compress one image to .icz bytes; the options of compress_batch."""
     return compress_batch([image], model, device, **options)[0]
 
 

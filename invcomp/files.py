@@ -4,6 +4,11 @@ Every file invcomp writes goes through `atomic_writer` (or `write_atomic`), so a
 sees a half-written file and an interrupted write leaves the old file (or nothing) behind.
 The result gets the permissions a plain `open(path, "w")` would give: the existing file's mode
 when it replaces one, otherwise 0o666 less the process umask (mkstemp alone would give 0o600).
+
+A full disk or an I/O error while writing becomes an `InvcompError` naming the file (the
+temporary file is removed, the old file is untouched). Every file invcomp writes to is opened
+through `open_binary` (the archive writer's in-place appends too), the one place where tests
+inject write faults.
 """
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+from invcomp.errors import InvcompError
 
 
 def current_umask() -> int:
@@ -50,25 +57,55 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def open_binary(target: str | os.PathLike | int, mode: str, buffering: int = -1) -> BinaryIO:
+    """Open a file (a path, or a descriptor it takes over) in a binary mode for writing:
+    every file invcomp writes is opened here."""
+    return open(target, mode, buffering=buffering)
+
+
+def write_all(f: BinaryIO, data: bytes) -> None:
+    """Write every byte to an unbuffered file (whose write may write fewer bytes than given)."""
+    view = memoryview(data)
+    while view:
+        n = f.write(view)
+        if not n:
+            raise OSError(f"short write ({len(view)} bytes left)")
+        view = view[n:]
+
+
+def write_error(path: str | os.PathLike, e: OSError, after: str = "") -> InvcompError:
+    """The one-line error for a failed write: the file, the system's reason, and what is kept."""
+    reason = e.strerror or str(e) or type(e).__name__
+    return InvcompError(f"{path}: cannot write ({reason})" + (f"; {after}" if after else ""))
+
+
 @contextmanager
 def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """A binary file to write `path` through: renamed into place when the block ends without an
-    error (after fsync), deleted when it raises. Seek and truncate work as on any file."""
+    error (after fsync), deleted when it raises. Seek and truncate work as on any file.
+    An OSError (a full disk, an I/O error) becomes an InvcompError naming `path`; the file
+    that was there before stays as it was."""
     p = Path(path)
     mode = _mode_for(p)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
     try:
-        with os.fdopen(fd, "w+b") as f:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent if str(p.parent) else ".")
+    except OSError as e:
+        raise write_error(p, e, "nothing written") from None
+    try:
+        with open_binary(fd, "w+b") as f:
             yield f
             f.flush()
             os.chmod(tmp, mode)
             os.fsync(f.fileno())
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
+        if isinstance(e, OSError):
+            kept = "the existing file is unchanged" if p.exists() else "nothing written"
+            raise write_error(p, e, kept) from None
         raise
 
 

@@ -71,3 +71,24 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.get_closest_marker("pretrained"):
             item.add_marker(pytest.mark.slow)
+
+
+def data_file(name: str) -> Path:
+    """A file of the data folder (INVCOMP_DATA, else ../shared/data beside the checkout); the test
+    is skipped, saying so, on a machine without it (CI has ../shared and runs these tests)."""
+    path = DATA / name
+    if not path.exists():
+        pytest.skip(f"needs {name} from the data folder {DATA}, which this machine does not have "
+                    "(set INVCOMP_DATA, or make it with `invcomp data prepare`)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    """Three smooth 32 x 32 test images with a little noise (masks and ablation tests)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 256, (3, 4, 4, 3)).astype(np.uint8)
+    smooth = np.stack([np.asarray(Image.fromarray(b).resize((32, 32), Image.BILINEAR)) for b in base])
+    return np.clip(smooth.astype(int) + rng.integers(-10, 11, smooth.shape), 0, 255).astype(np.uint8)

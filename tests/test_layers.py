@@ -9,7 +9,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "invcomp"
 # lowest first; a module may import only from its own layer or lower ones
-LAYERS = ["errors", "files", "formats", "io", "metrics", "models", "inversion", "masks", "codec", "archive", "bench", "cli"]
+LAYERS = ["errors", "files", "distributed", "formats", "io", "metrics", "models", "inversion", "masks", "domain", "codec",
+          "pillow", "archive", "bench", "cli"]
 
 
 def _layer(module: str) -> int:

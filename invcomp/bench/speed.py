@@ -27,9 +27,11 @@ per-step progress callbacks, on random targets, with the model's encoder start a
 bits. FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` as the difference
 between a 2-step and a 1-step inversion of one image: the generator's forward and backward
 (input gradients only) and the SSIM blur's matrix products, forward and backward; elementwise
-ops are not counted. The ceiling is the best GFLOP/s of a large fp32 matrix product (2048^2 on
-CPU, 8192^2 on CUDA) sampled before the first and after every timed row in the same process,
-with the same thread count (on a shared CPU the best sample is the fairest ceiling).
+ops are not counted. The ceilings are the best GFLOP/s of large fp32 and bf16 matrix products
+(2048^2 on CPU, 8192^2 on CUDA) sampled before the first and after every timed row in the same
+process, with the same thread count (on a shared CPU the best sample is the fairest ceiling); the
+ratio is against the better of the two, the machine's real ceiling. `precision` ("auto", "fp32",
+"bf16") is the generator's compute type in the step: auto is bf16 where the device has it natively.
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from invcomp.errors import InvcompError
 from invcomp.files import write_atomic
 from invcomp.inversion.invert import InversionConfig, invert
-from invcomp.models.device import pick_device
+from invcomp.models.device import bf16_native, cpu_flags, pick_device, pick_precision
 from invcomp.models.zoo import Model, resolve_model, to_device
 
 ModelLike = Union[str, Model]
@@ -61,12 +63,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_gflops(device: torch.device, n: int | None = None, repeats: int = 5) -> float:
-    """Best GFLOP/s of an n x n fp32 matrix product on `device` (the practical ceiling)."""
+def matmul_gflops(device: torch.device, n: int | None = None, repeats: int = 5,
+                  dtype: torch.dtype = torch.float32) -> float:
+    """Best GFLOP/s of an n x n matrix product of `dtype` on `device` (the practical ceiling)."""
     n = n or (8192 if device.type == "cuda" else 2048)
     gen = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=gen).to(device)
-    b = torch.randn(n, n, generator=gen).to(device)
+    a = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
+    b = torch.randn(n, n, generator=gen).to(device=device, dtype=dtype)
     inner = 3
     for _ in range(2):
         a @ b
@@ -87,7 +90,7 @@ def _targets(model: Model, batch: int, device: torch.device) -> torch.Tensor:
 
 
 def step_flops(model: Model, cfg: InversionConfig, device: torch.device) -> dict:
-    """FLOPs of one inversion step for one image: total, generator part, loss part."""
+    """FLOPs of one inversion step for one image: total, generator part, loss part (the same in any precision)."""
 
     def count(steps: int) -> int:
         with FlopCounterMode(display=False) as fc:
@@ -103,7 +106,8 @@ def step_flops(model: Model, cfg: InversionConfig, device: torch.device) -> dict
     return {"flops_per_image_step": int(total), "generator_flops": int(generator), "loss_flops": int(total - generator)}
 
 
-def time_steps(model: Model, batch: int, cfg: InversionConfig, device: torch.device, warmup: int) -> dict:
+def time_steps(model: Model, batch: int, cfg: InversionConfig, device: torch.device, warmup: int,
+               dtype: torch.dtype = torch.float32) -> dict:
     """One timed `invert` run: steady-state image-steps/s and the run's total seconds."""
     stamps: list[float] = []
 
@@ -114,7 +118,7 @@ def time_steps(model: Model, batch: int, cfg: InversionConfig, device: torch.dev
     targets = _targets(model, batch, device)
     _sync(device)
     t0 = time.perf_counter()
-    invert(model.generator, targets, cfg, model.encoder, progress=tick)
+    invert(model.generator, targets, cfg, model.encoder, progress=tick, dtype=dtype)
     _sync(device)
     total = time.perf_counter() - t0
     timed = len(stamps) - 1 - warmup
@@ -144,9 +148,11 @@ def run_speed_bench(
     repeats: int = 3,
     warmup: int = 3,
     ceiling_size: int | None = None,
+    precision: str = "auto",
 ) -> dict:
     """Measure every (model, batch size); see the module docstring for the report's layout."""
     device = pick_device(device) if isinstance(device, str) else torch.device(device)
+    dtype = pick_precision(precision, device)
     steps = DEFAULT_STEPS if steps is None else steps
     if not models:
         raise InvcompError("no model to benchmark")
@@ -159,6 +165,7 @@ def run_speed_bench(
     # the ceiling is sampled before the first and after every timed row (the CPU may be shared;
     # the best sample is the ceiling)
     ceilings = [matmul_gflops(device, ceiling_size)]
+    bf16_ceilings = [matmul_gflops(device, ceiling_size, dtype=torch.bfloat16)]
     entries = []
     for model in loaded:
         cfg = InversionConfig(bits=model.default_bits, steps=steps, restarts=1, use_encoder=True)
@@ -167,7 +174,7 @@ def run_speed_bench(
         for batch in batch_sizes:
             runs = []
             for _ in range(repeats):
-                runs.append(time_steps(model, batch, cfg, device, warmup))
+                runs.append(time_steps(model, batch, cfg, device, warmup, dtype))
                 done += 1
                 if progress:
                     progress(done, total)
@@ -175,36 +182,45 @@ def run_speed_bench(
             rows.append({"batch": batch, "image_steps_per_s": max(rates), "image_steps_per_s_median": statistics.median(rates),
                          "seconds_per_run_median": statistics.median(r["seconds"] for r in runs)})
             ceilings.append(matmul_gflops(device, ceiling_size, repeats=2))
+            bf16_ceilings.append(matmul_gflops(device, ceiling_size, repeats=2, dtype=torch.bfloat16))
         entries.append({"model": model.name, "resolution": model.config.resolution, "latent_dim": model.config.latent_dim,
                         "width": model.config.width, "bits": cfg.bits, **flops, "rows": rows})
-    ceiling = max(ceilings)
+    fp32_ceiling, bf16_ceiling = max(ceilings), max(bf16_ceilings)
+    ceiling = max(fp32_ceiling, bf16_ceiling)  # the machine's best matrix-product rate, whichever type gives it
     for e in entries:
         for r in e["rows"]:
             r["gflops"] = r["image_steps_per_s"] * e["flops_per_image_step"] / 1e9
             r["ratio"] = r["gflops"] / ceiling
+            r["ratio_fp32_ceiling"] = r["gflops"] / fp32_ceiling
     return {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "steps_per_run": steps, "warmup_steps": warmup, "repeats": repeats,
-        "ceiling_gflops": ceiling, "ceiling_matrix_size": ceiling_size or (8192 if device.type == "cuda" else 2048),
-        "ceiling_samples_gflops": ceilings,
+        "precision": "bf16" if dtype == torch.bfloat16 else "fp32", "bf16_native": bf16_native(device),
+        "cpu_flags": sorted(f for f in cpu_flags() if "bf16" in f or f in ("avx2", "avx512f", "amx_tile")),
+        "ceiling_gflops": ceiling, "fp32_ceiling_gflops": fp32_ceiling, "bf16_ceiling_gflops": bf16_ceiling,
+        "ceiling_matrix_size": ceiling_size or (8192 if device.type == "cuda" else 2048),
+        "ceiling_samples_gflops": ceilings, "bf16_ceiling_samples_gflops": bf16_ceilings,
         "models": entries,
     }
 
 
 def speed_markdown(report: dict) -> str:
     lines = [f"Device {report['device']} ({report['device_name']}), {report['threads']} threads, torch {report['torch']}; "
-             f"fp32 matmul ceiling {report['ceiling_gflops']:.1f} GFLOP/s (best of {len(report['ceiling_samples_gflops'])} "
-             f"samples of a {report['ceiling_matrix_size']}^2 product taken between the rows; lowest "
-             f"{min(report['ceiling_samples_gflops']):.1f}).", "",
-             "| model | batch | image-steps/s (best) | median | MFLOP / image-step | GFLOP/s | of ceiling |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             f"CPU flags: {', '.join(report['cpu_flags']) or 'n/a'}. Matrix-product ceilings (best of "
+             f"{len(report['ceiling_samples_gflops'])} samples of a {report['ceiling_matrix_size']}^2 product taken "
+             f"between the rows): fp32 {report['fp32_ceiling_gflops']:.1f} GFLOP/s, bf16 {report['bf16_ceiling_gflops']:.1f} "
+             f"GFLOP/s; the best, {report['ceiling_gflops']:.1f}, is the ceiling. The inversion step ran in "
+             f"{report['precision']} (bf16 native: {'yes' if report['bf16_native'] else 'no'}).", "",
+             "| model | batch | image-steps/s (best) | median | MFLOP / image-step | GFLOP/s | of best ceiling | of fp32 ceiling |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for e in report["models"]:
         for r in e["rows"]:
             lines.append(f"| {e['model']} | {r['batch']} | {r['image_steps_per_s']:.0f} | {r['image_steps_per_s_median']:.0f} | "
-                         f"{e['flops_per_image_step'] / 1e6:.1f} | {r['gflops']:.1f} | {r['ratio']:.2f} |")
+                         f"{e['flops_per_image_step'] / 1e6:.1f} | {r['gflops']:.1f} | {r['ratio']:.2f} | "
+                         f"{r['ratio_fp32_ceiling']:.2f} |")
     lines.append("")
     lines.append("FLOPs per image-step: generator forward + input-gradient backward, plus the SSIM blur's matrix "
                  "products (FlopCounterMode; elementwise ops not counted).")

@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from invcomp.cli import archive, bench, codec, train
+from invcomp.cli import archive, bench, codec, data, train
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Generative image compression by GAN latent inversion.")
@@ -23,6 +23,7 @@ def _root() -> None:
 for command in (codec.fit, codec.decode, codec.info, codec.models, archive.pack, archive.unpack, archive.ls,
                 archive.verify, archive.add, archive.merge, bench.bench, bench.evaluate, bench.ablate, train.train):
     app.command(name=command.__name__)(command)
+app.add_typer(data.app, name="data")
 
 
 def main() -> None:

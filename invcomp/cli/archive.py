@@ -37,21 +37,31 @@ def pack(
     force: bool = typer.Option(False, help="replace an existing archive"),
     skip_unreadable: bool = typer.Option(False, help="skip unreadable images with a notice instead of stopping"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    precision: str = typer.Option("auto", help="generator compute type while fitting: auto (bf16 where native), fp32, bf16"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Pack images into one .icza archive against one generator (crash-safe, resumable)."""
-    from invcomp import archive
+    """Pack images into one .icza archive against one generator (crash-safe, resumable).
+
+    Under `torchrun --nproc_per_node N -m invcomp pack ...` the N processes share out the images and
+    rank 0 merges their parts into the one archive (the bytes one process would write)."""
+    import contextlib
+
+    from invcomp import archive, distributed
     from invcomp.codec import Codec
 
     notes = Notes(as_json)
     try:
         which = archive.parse_shard(shard)
-        codec = Codec(model, device)
-        cfg = codec.config(**({"bits": bits} if bits is not None else {}), steps=steps, restarts=restarts, seed=seed)
-        with ProgressBar("pack") as bar:
-            result = archive.pack(sources, out, codec, cfg, batch_size, which, resume, force, skip_unreadable,
-                                  notes, bar.update)
-        _print_summary(result, as_json, notes)
+        with distributed.session(device) as dev:  # joins torchrun's process group when launched by it
+            main = distributed.is_main()
+            codec = Codec(model, dev, precision)
+            cfg = codec.config(**({"bits": bits} if bits is not None else {}), steps=steps, restarts=restarts, seed=seed)
+            run = archive.pack_distributed if distributed.active() else archive.pack
+            with ProgressBar("pack") if main else contextlib.nullcontext() as bar:
+                result = run(sources, out, codec, cfg, batch_size, which, resume, force, skip_unreadable,
+                             notes, bar.update if main else lambda *_: None)
+        if main:
+            _print_summary(result, as_json, notes)
     except InvcompError as e:
         notes.finish()
         fail(str(e))
@@ -66,6 +76,7 @@ def add(
     batch_size: int = typer.Option(64),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="custom generator .pt (default: from the archive)"),
     device: str = typer.Option("auto"),
+    precision: str = typer.Option("auto", help="generator compute type while fitting: auto (bf16 where native), fp32, bf16"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Append images to an archive, with its settings, without rewriting what is there."""
@@ -75,7 +86,7 @@ def add(
     try:
         with ProgressBar("add") as bar:
             result = archive.add(archive_path, sources, model, device, batch_size, skip_existing, skip_unreadable,
-                                 notes, bar.update)
+                                 notes, bar.update, precision)
         _print_summary(result, as_json, notes)
     except InvcompError as e:
         notes.finish()

@@ -43,6 +43,7 @@ def bench(
     grid: int = typer.Option(6, help="images in the matched-bytes grid (0: none)"),
     batch_sizes: str = typer.Option("1,4,16,64,256", help="speed bench: batch sizes"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    precision: str = typer.Option("auto", help="generator compute type while fitting: auto (bf16 where native), fp32, bf16"),
     out: Path = typer.Option(Path("results"), help="folder for JSON, Markdown and plots"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -57,7 +58,7 @@ def bench(
     `invcomp bench speed --model NAME ...` runs the speed benchmark instead.
     """
     if data == "speed":
-        _speed(model, batch_sizes, steps, device, out, as_json)
+        _speed(model, batch_sizes, steps, device, precision, out, as_json)
         return
     if len(model) != 1:
         raise InvcompError("give one --model for a rate-distortion bench")
@@ -76,7 +77,8 @@ def bench(
         typer.echo("wrote " + ", ".join(report["outputs"].values()))
 
 
-def _speed(models: list[str], batch_sizes: str, steps: Optional[int], device: str, out: Path, as_json: bool) -> None:
+def _speed(models: list[str], batch_sizes: str, steps: Optional[int], device: str, precision: str, out: Path,
+           as_json: bool) -> None:
     try:
         from invcomp.bench import speed as speedbench
     except ImportError:
@@ -86,7 +88,7 @@ def _speed(models: list[str], batch_sizes: str, steps: Optional[int], device: st
     except ValueError:
         raise InvcompError(f"--batch-sizes must be comma-separated integers, not {batch_sizes!r}") from None
     with ProgressBar("bench speed", unit="run") as bar:
-        report = speedbench.run_speed_bench(models, sizes, device, steps, progress=bar.update)
+        report = speedbench.run_speed_bench(models, sizes, device, steps, progress=bar.update, precision=precision)
     paths = speedbench.write_speed_report(report, out)
     typer.echo(json.dumps(report, indent=2) if as_json else Path(str(paths[-1])).read_text())
 

@@ -25,6 +25,7 @@ def fit(
     seed: int = typer.Option(0),
     batch_size: int = typer.Option(64, help="images inverted at once"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    precision: str = typer.Option("auto", help="generator compute type while fitting: auto (bf16 where native), fp32, bf16"),
     as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
     mask_scheme: Optional[str] = typer.Option(None, "--mask-scheme",
                                               help="keep original pixels: center, random, block, edges, edges+random"),
@@ -63,7 +64,7 @@ def fit(
         raise InvcompError("give at most one of --bits, --quality, and --target-ssim/--max-bytes")
     if batch_size < 1:
         raise InvcompError("--batch-size must be >= 1")
-    codec = Codec(model, device)
+    codec = Codec(model, device, precision)
     if quality is not None:
         bits = bits_for_quality(quality)
     cfg = codec.config(**({"bits": bits} if bits is not None else {}), steps=steps, restarts=restarts, seed=seed)
@@ -105,6 +106,11 @@ def fit(
         if targeted:
             row.update(target_met=choice.met, reason=choice.reason or None)
         rows.append(row)
+    from invcomp.domain import quality_notes  # far below the model's usual quality: probably outside its domain
+
+    found = quality_notes(codec.model.name, [im.pixels for im in loaded], [r["ssim"] for r in rows], [r["bits"] for r in rows], device)
+    low = [f"{r['input']}: {n}" for r, n in zip(rows, found) if n]
+    notes.extend(low)
     summary = {"images": len(rows), "model": model, "bits": cfg.bits if not targeted else None,
                "target_ssim": target_ssim, "max_bytes": max_bytes, "steps": cfg.steps, "restarts": cfg.restarts,
                **{f"mean_{k}": round(float(np.mean([r[k] for r in rows])), d)
@@ -119,6 +125,8 @@ def fit(
             where = r["output"] or f"{r['input']}: NOT WRITTEN"
             typer.echo(f"{where}: {r['bytes']} bytes ({r['bits']}-bit), {r['bpp']:.3f} bpp, "
                        f"PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}{miss}")
+        for n in low:
+            typer.echo(f"note: {n}", err=True)
         typer.echo(f"{summary['images']} image(s): mean {summary['mean_bytes']:.1f} bytes, {summary['mean_bpp']:.3f} bpp, "
                    f"PSNR {summary['mean_psnr']:.2f} dB, SSIM {summary['mean_ssim']:.4f} "
                    f"in {seconds:.2f} s on {summary['device']} (quality at {codec.resolution}x{codec.resolution})")
@@ -161,7 +169,8 @@ def info(
     header, pos = unpack_header(data)
     known = model_for_fingerprint(header.fingerprint)
     fields = {"file": str(file), "bytes": len(data), "version": data[2], "fingerprint": header.fingerprint.hex(),
-              "model": known.name if known else None, "bits": header.bits,
+              "model": known.name if known else None, "model_version": known.version if known else None,
+              "bits": header.bits,
               "encoding": ENCODING_NAMES[header.encoding], "original_size": header.original_size,
               "header_bytes": pos, "payload_bytes": len(data) - pos, "mask_scheme": None}
     if header.extension is not None:  # kept pixels: the block's first byte names the mask scheme
@@ -171,24 +180,32 @@ def info(
     if as_json:
         typer.echo(json.dumps(fields, indent=2))
     else:
-        blanks = {"model": "(model not installed)", "mask_scheme": "(none: no kept pixels)"}
+        blanks = {"model": "(not installed: a later invcomp release, or --model PATH.pt with its weights)",
+                  "model_version": "-", "mask_scheme": "(none: no kept pixels)"}
         same = "(same as the model's)"
         for k, v in fields.items():
             typer.echo(f"{k:14s} {v if v is not None else blanks.get(k, same)}")
 
 
 def models(as_json: bool = typer.Option(False, "--json")) -> None:
-    """List the pretrained generators."""
+    """List the pretrained generators, every installed version (a plain --model NAME is the newest)."""
     from invcomp.inversion.rate import quality_levels
-    from invcomp.models.registry import REGISTRY
+    from invcomp.models.registry import REGISTRY, all_versions
 
-    rows = [{"name": m.name, "resolution": m.resolution, "latent": m.latent_dim, "default_bits": m.default_bits,
-             "file": m.file, "sha256": m.sha256, "encoder": m.encoder_file, "domain": m.domain} for m in REGISTRY.values()]
+    rows = [{"name": m.name, "version": m.version, "key": m.key, "newest": REGISTRY.get(m.name) is m,
+             "fingerprint": m.fingerprint.hex(), "resolution": m.resolution, "latent": m.latent_dim,
+             "default_bits": m.default_bits, "file": m.file, "sha256": m.sha256, "encoder": m.encoder_file,
+             "domain": m.domain} for m in sorted(all_versions(), key=lambda m: (m.name, m.version))]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    typer.echo(f"{'name':14s} {'size':>7s} {'latent':>6s} {'bits':>4s}  {'sha256':14s} domain")
+    typer.echo(f"{'name':14s} {'version':>7s} {'fingerprint':11s} {'size':>6s} {'latent':>6s} {'bits':>4s}  "
+               f"{'sha256':14s} domain")
     for r in rows:
-        typer.echo(f"{r['name']:14s} {r['resolution']:>4d}px {r['latent']:>6d} {r['default_bits']:>4d}  {r['sha256'][:12]}.. {r['domain']}")
+        version = f"{r['version']}{'' if r['newest'] else ' (old)'}"
+        typer.echo(f"{r['name']:14s} {version:>7s} {r['fingerprint']:11s} {r['resolution']:>4d}px {r['latent']:>6d} "
+                   f"{r['default_bits']:>4d}  {r['sha256'][:12]}.. {r['domain']}")
     presets = ", ".join(f"{q} = {b} bits" for q, b in quality_levels().items())
     typer.echo(f"\n--quality presets (every model): {presets}")
+    typer.echo("--model NAME uses the newest version; NAME@VERSION a given one. Files name their generator by "
+               "fingerprint, so files of every version listed here decode.")

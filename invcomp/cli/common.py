@@ -119,8 +119,16 @@ def read_bytes(path: Path) -> bytes:
         raise InvcompError(f"{path}: cannot read ({e.strerror})") from None
 
 
+def os_error_message(e: OSError) -> str:
+    """One line for an OSError that no library layer turned into an InvcompError (a safety net:
+    writes are turned into InvcompError by invcomp.files and the archive writer)."""
+    reason = e.strerror or str(e) or type(e).__name__
+    return f"{e.filename}: {reason}" if e.filename else reason
+
+
 def guarded(command: Callable) -> Callable:
-    """Run a command body, turning InvcompError into the one-line error and exit status 2."""
+    """Run a command body, turning InvcompError (and any stray OSError, e.g. a full disk) into the
+    one-line error and exit status 2."""
     import functools
 
     @functools.wraps(command)
@@ -129,5 +137,7 @@ def guarded(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except InvcompError as e:
             fail(str(e))
+        except OSError as e:
+            fail(os_error_message(e))
 
     return run

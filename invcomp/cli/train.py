@@ -29,10 +29,16 @@ def train(
     threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
 ) -> None:
-    """Train a generator (and encoder) for one image domain."""
+    """Train a generator (and encoder) for one image domain.
+
+    Under `torchrun --nproc_per_node N -m invcomp train ...` the N processes train one model with
+    DistributedDataParallel (gloo on CPU, NCCL on CUDA); --batch-size is the global batch."""
+    import contextlib
+
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from invcomp import distributed
     from invcomp.io.collection import load_collection
     from invcomp.io.datasets import resolve_data_path
     from invcomp.models.device import pick_device
@@ -45,21 +51,29 @@ def train(
                       epochs=epochs, batch_size=batch_size, lr=lr, adv_weight=adv_weight, holdout=holdout, seed=seed)
     images, _, _ = load_collection([resolve_data_path(data)], resolution)
     wd = work_dir or Path("runs") / out.stem
-    wd.mkdir(parents=True, exist_ok=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(cfg, images, wd, out, pick_device(device))
-    if resume and trainer.checkpoint_path.exists():
-        trainer.load_checkpoint()
-        typer.echo(f"resumed at epoch {trainer.epoch}", err=True)
-    elif trainer.checkpoint_path.exists():
-        fail(f"{trainer.checkpoint_path} exists: pass --resume to continue or choose another --work-dir")
-    with Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False) as bar:
-        task = bar.add_task("train", total=None, epoch=0, info="")
+    with distributed.session(device) as dev:  # joins torchrun's process group when launched by it
+        main = distributed.is_main()
+        if main:
+            wd.mkdir(parents=True, exist_ok=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
+        trainer = Trainer(cfg, images, wd, out, pick_device(dev))
+        if resume and trainer.checkpoint_path.exists():
+            trainer.load_checkpoint()
+            if main:
+                typer.echo(f"resumed at epoch {trainer.epoch}", err=True)
+        elif trainer.checkpoint_path.exists():
+            fail(f"{trainer.checkpoint_path} exists: pass --resume to continue or choose another --work-dir")
+        bar = (Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+               if main else contextlib.nullcontext())
+        with bar:
+            task = bar.add_task("train", total=None, epoch=0, info="") if main else None
 
-        def progress(epoch, done, total, stats):
-            info = " ".join(f"{k}={v:.3f}" for k, v in stats.items())
-            bar.update(task, completed=done, total=total, epoch=epoch + 1, info=info)
+            def progress(epoch, done, total, stats):
+                info = " ".join(f"{k}={v:.3f}" for k, v in stats.items())
+                bar.update(task, completed=done, total=total, epoch=epoch + 1, info=info)
 
-        trainer.run(max_minutes=minutes, progress=progress)
-    typer.echo(f"trained {trainer.epoch} epochs in {trainer.elapsed / 60:.1f} min -> {out}")
+            trainer.run(max_minutes=minutes, progress=progress if main else None)
+    if main:
+        world = f" on {trainer.world} processes" if trainer.world > 1 else ""
+        typer.echo(f"trained {trainer.epoch} epochs{world} in {trainer.elapsed / 60:.1f} min -> {out}")

@@ -2,14 +2,21 @@
 
 The latents are trained and fitted under a N(0, 1) prior, so their quantized codes are far
 from uniform: coding them under the discretised Gaussian takes about 3.3 instead of 4 bits
-per dimension at 4 bits. Frequency tables are integers summing to 2**16, built from
-math.erf in double precision (tests pin a checksum of them).
+per dimension at 4 bits. Frequency tables are integers summing to 2**16, built in double
+precision from `erf` below, which is platform independent: the C library's erf may be off by an
+ulp, and differently on another machine, so it is not used (tests/formats/test_tables.py pins
+the tables, and proves they equal those the C library's erf gave on the machine that wrote
+release 0.1.0's files).
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
+from decimal import Decimal, localcontext
 from functools import lru_cache
+
+from invcomp.errors import InvcompError
 
 _PRECISION = 32
 _FULL = (1 << _PRECISION) - 1
@@ -39,17 +46,80 @@ def cumulative_from_weights(weights: Sequence[int]) -> tuple[int, ...]:
     return cumulative(freqs, max(range(levels), key=lambda i: (weights[i], -i)))
 
 
+# pi to 60 digits (the decimal module has no pi); erf below works with 40
+_PI = Decimal("3.14159265358979323846264338327950288419716939937510582097494")
+_ERF_DIGITS = 40
+_ERF_ONE = 6.0  # |x| >= 6: erfc(x) < 2.2e-17, under half an ulp of 1.0, so erf(x) rounds to +-1.0
+
+
+def erf(x: float) -> float:
+    """erf(x) rounded to the nearest double (computed to ~40 significant digits first), the
+    same on every platform: exactly specified decimal arithmetic (`decimal`: +, *, /, sqrt and
+    exp are correctly rounded by its specification, in both its C and Python versions), then one
+    correctly rounded conversion. Series erf(x) = 2/sqrt(pi) exp(-x^2) sum_n 2^n x^(2n+1) /
+    (1 3 5 ... (2n+1)): every term positive (no cancellation); for |x| < 6, a few hundred terms
+    at most (70 at the largest edge of a 3.0 range)."""
+    if x != x:
+        return x
+    if abs(x) >= _ERF_ONE:
+        return math.copysign(1.0, x)
+    if x == 0:
+        return x
+    with localcontext() as ctx:
+        ctx.prec = _ERF_DIGITS + 10
+        d = abs(Decimal(x))  # exact: every double is a finite decimal
+        x2 = d * d
+        term = total = d
+        eps = Decimal(10) ** -(_ERF_DIGITS + 5)
+        n = 0
+        while term > eps * total:
+            n += 1
+            term = term * 2 * x2 / (2 * n + 1)
+            total += term
+        r = 2 / _PI.sqrt() * (-x2).exp() * total
+    r = float(r)  # Decimal -> float is correctly rounded (via its decimal string)
+    return r if x > 0 else -r
+
+
+# sha256 of repr(table) for latent_range 3.0, sigma 1 (every registered model's), bits 2..12: the
+# tables that release 0.1.0 wrote its files with. Checked whenever such a table is built.
+_PINNED = {
+    2: "d01de95851fe3dfb5b2b2202fa02fd5b40b349b7d0815641dc577aacd5961a0a",
+    3: "2d3bf33dc1972ea7b3a908d8009f40700bbe76b7738c77b15a06240e33ca6047",
+    4: "439cb22076d3307daae846bedec7b44485f2114cd99f1894f717da7386ab9c8e",
+    5: "a59ccaafa0c47c1aabbeb8b0c5644caaa80008fac55bfb2ba5029041acf72f80",
+    6: "94aae7695bdfbe6529dd0bc6979b45b951f8b74e00f774eeb335f8b683cdbb56",
+    7: "a068bd8a2df4b7ad167cd7bacfa88b1617abc6984fe9b645992d8bfa45ca2894",
+    8: "544786d5ef5ccfcf19ec37e8675c33c6f8f961afa67e726d7becb8964c743e77",
+    9: "ff2aab38e87078814da7bd236b5fb5bdcbd16bbdcc76dff2213ee88a7177bda8",
+    10: "9364a867d6363effd43b5689904ed9b1133e5c4ea130bb14cd8e6bef37736e02",
+    11: "65411d64ed0aadd9798d32c4de185a2467df0d3ca8f35ae551f0fe4b6d7e1253",
+    12: "40ee3dd0d2d3eaa10cc5ce712f9474141be1baaac2b9e4b47432743cb2c5383c",
+}
+
+
 @lru_cache(maxsize=64)
 def gaussian_cumulative(bits: int, latent_range: float, sigma: float = 1.0) -> tuple[int, ...]:
     """Cumulative integer frequencies (length levels + 1, last = TOTAL) of N(0, sigma)
-    discretised onto the 2**bits uniform levels over [-R, R]; the end levels take the tails."""
+    discretised onto the 2**bits uniform levels over [-R, R]; the end levels take the tails.
+    Double precision IEEE arithmetic around the platform-independent `erf`, so the same
+    integers everywhere."""
     levels = 1 << bits
     step = 2 * latent_range / (levels - 1)
     edges = [-latent_range + (i + 0.5) * step for i in range(levels - 1)]
-    cdf = [0.0] + [0.5 * (1 + math.erf(e / (sigma * math.sqrt(2)))) for e in edges] + [1.0]
+    cdf = [0.0] + [0.5 * (1 + erf(e / (sigma * math.sqrt(2)))) for e in edges] + [1.0]
     probs = [cdf[i + 1] - cdf[i] for i in range(levels)]
     spare = TOTAL - levels  # every level gets at least 1
-    return cumulative([1 + int(p * spare) for p in probs], max(range(levels), key=lambda i: probs[i]))
+    cum = cumulative([1 + int(p * spare) for p in probs], max(range(levels), key=lambda i: probs[i]))
+    if latent_range == 3.0 and sigma == 1.0 and bits in _PINNED and table_sha256(cum) != _PINNED[bits]:
+        raise InvcompError(f"the {bits}-bit entropy table differs from the pinned one: this platform's "
+                           "floating point is not IEEE double; refusing to code with it")
+    return cum
+
+
+def table_sha256(cum: Sequence[int]) -> str:
+    """The checksum pinned for a table: sha256 of repr(tuple(cum))."""
+    return hashlib.sha256(repr(tuple(cum)).encode()).hexdigest()
 
 
 def encode(symbols: list[int], cum: tuple[int, ...]) -> bytes:

@@ -11,9 +11,15 @@ from invcomp.errors import InvcompError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm"}
 
 
+SHARED_DATA, LOCAL_DATA = Path("../shared/data"), Path("data")
+
+
 def data_dir() -> Path:
-    """The shared data folder: $INVCOMP_DATA, else ../shared/data."""
-    return Path(os.environ.get("INVCOMP_DATA", "../shared/data"))
+    """The data folder: $INVCOMP_DATA, else ../shared/data if it exists, else ./data (where
+    `invcomp data prepare` writes by default)."""
+    if "INVCOMP_DATA" in os.environ:
+        return Path(os.environ["INVCOMP_DATA"])
+    return SHARED_DATA if SHARED_DATA.is_dir() or not LOCAL_DATA.is_dir() else LOCAL_DATA
 
 
 def resolve_data_path(name: str | os.PathLike) -> Path:
@@ -24,7 +30,8 @@ def resolve_data_path(name: str | os.PathLike) -> Path:
     q = data_dir() / p
     if q.exists():
         return q
-    raise InvcompError(f"no such file or folder: {name} (also looked in {data_dir()})")
+    raise InvcompError(f"no such file or folder: {name} (also looked in {data_dir()}; "
+                       "`invcomp data prepare NAME --root DIR` makes the data sets, INVCOMP_DATA=DIR finds them)")
 
 
 def load_npz_images(path: Path) -> tuple[np.ndarray, list[str]]:

@@ -53,7 +53,7 @@ class MaskOptions:
 
 def compress_masked(model: Model, pixels: Sequence[np.ndarray], sizes: Sequence[tuple[int, int] | None], opts: MaskOptions,
                     cfg: InversionConfig, user_masks: Sequence[np.ndarray] | None = None, batch_size: int = 64,
-                    progress: Callable[[int], None] | None = None) -> list[bytes]:
+                    progress: Callable[[int], None] | None = None, dtype: torch.dtype = torch.float32) -> list[bytes]:
     """One .icz file per image (S x S x 3 uint8 at the model's resolution, original sizes for the header).
 
     user_masks: one S x S bool mask per image when opts.scheme == "user"."""
@@ -81,7 +81,7 @@ def compress_masked(model: Model, pixels: Sequence[np.ndarray], sizes: Sequence[
         weights = mask_t if opts.drop_outside else torch.ones_like(mask_t)
         paste_pixels = bits > 0 and not guided
         loss_fn = masked_loss(to_unit(kept), mask_t, weights, opts.loss, paste_pixels, sigma, opts.edge_weight)
-        result = invert(model.generator, to_unit(chunk), cfg, model.encoder, loss_fn=loss_fn)
+        result = invert(model.generator, to_unit(chunk), cfg, model.encoder, loss_fn=loss_fn, dtype=dtype)
         codes = result.codes
         # one image at a time, exactly as the decoder runs G: a batched forward pass may round differently
         guides = np.concatenate([render(model, codes[j : j + 1], cfg.bits) for j in range(n)])

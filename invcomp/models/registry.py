@@ -1,7 +1,13 @@
-"""The table of pretrained generators: names, weight files, sha256s, geometry and domains.
+"""The table of pretrained generators: names, versions, weight files, sha256s, geometry, domains.
 
-Pure data (no torch), so that commands that only read headers (`info`, `ls`) stay fast;
-loading and checking the weights is `invcomp.models.zoo`."""
+Pure data (no torch), so that commands that only read headers (`info`, `ls`, `models`) stay fast;
+loading and checking the weights is `invcomp.models.zoo`.
+
+Versions: a file names its generator by the weights' sha256 (.icz: its first 3 bytes, the
+fingerprint; .icza: all 32), never by name or version. A retrained generator is a new entry in
+MODELS with the same name and the next version (new weight files, e.g. `flowers64.v2.pt`); the
+old entry stays, so every file written with it still decodes. A plain name (`--model flowers64`)
+means its newest version, `flowers64@1` a given one (see docs/FORMAT.md, "Models and versions")."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,15 +25,21 @@ class ModelInfo:
     default_bits: int = 4
     domain: str = ""
     test_data: str = ""  # the held-out test file of its domain (in the data folder)
+    version: int = 1  # 1, 2, ... per name: a retrained generator is the next version
 
     @property
     def fingerprint(self) -> bytes:
         return bytes.fromhex(self.sha256)[:3]
 
+    @property
+    def key(self) -> str:
+        """`name@version`: names exactly this version (for --model and `load_model`)."""
+        return f"{self.name}@{self.version}"
 
-REGISTRY: dict[str, ModelInfo] = {
-    m.name: m
-    for m in [
+
+# Every version ever published, oldest first within a name. Never remove an entry: files name it.
+MODELS: tuple[ModelInfo, ...] = tuple(
+    [
         ModelInfo("airplanes32", "airplanes32.pt", 32, 96, "d7a577045bad3f3b21a52d2964d51234899734036c77bae702a38898e79fc11b",
                   "airplanes32.encoder.pt", "455af44a27fdd7e22e54373e11757d1a2306a521faa949568b4a37131232f183",
                   default_bits=3, domain="CIFAR-10 airplanes (pretrained/airplanes32.md)",
@@ -45,18 +57,54 @@ REGISTRY: dict[str, ModelInfo] = {
                   default_bits=3, domain="Oxford flowers, 64x64 (pretrained/flowers64.md)",
                   test_data="flowers_64_test.npz"),
     ]
-}
+)
+
+
+def _newest(models: tuple[ModelInfo, ...]) -> dict[str, ModelInfo]:
+    out: dict[str, ModelInfo] = {}
+    for m in models:
+        if m.name not in out or m.version > out[m.name].version:
+            out[m.name] = m
+    return out
+
+
+# The newest version of each name: what a plain name means (`--model flowers64`), what `fit` and
+# `pack` write with. Older versions (OLDER) are kept for decoding the files written with them.
+REGISTRY: dict[str, ModelInfo] = _newest(MODELS)
+OLDER: tuple[ModelInfo, ...] = tuple(m for m in MODELS if REGISTRY[m.name] is not m)
+
+
+def all_versions() -> list[ModelInfo]:
+    """Every installed version: the newest of each name, then the older ones."""
+    return [*REGISTRY.values(), *OLDER]
+
+
+def find(name: str) -> ModelInfo | None:
+    """A plain name (its newest version) or `name@version`; None if not installed."""
+    base, at, version = name.partition("@")
+    if not at:
+        return REGISTRY.get(name)
+    return next((m for m in all_versions() if m.name == base and str(m.version) == version), None)
+
+
+def not_installed(what: str) -> str:
+    """`what` (a generator named by fingerprint or sha256 prefix) + the one-line advice for a file
+    whose generator is not installed: a later release may have it, or the user may hold its weights."""
+    return (f"{what}, which this invcomp does not have (`invcomp models` lists those it has): it may be a "
+            "model or version published with a later invcomp release (upgrade invcomp), or pass that "
+            "generator's weights with --model PATH.pt")
 
 
 def model_for_fingerprint(fingerprint: bytes) -> ModelInfo | None:
-    for info in REGISTRY.values():
+    """The installed version (any, not only the newest) whose weights' sha256 starts so."""
+    for info in all_versions():
         if info.fingerprint == fingerprint:
             return info
     return None
 
 
 def model_for_sha256(sha256: str) -> ModelInfo | None:
-    for info in REGISTRY.values():
+    for info in all_versions():
         if info.sha256 == sha256:
             return info
     return None

@@ -9,6 +9,7 @@ Two recipes:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from invcomp import distributed
 from invcomp.errors import InvcompError
 from invcomp.files import write_atomic
 from invcomp.io.images import image_grid, write_png
@@ -56,8 +58,20 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return (x + 1) / 2
 
 
+def _rank_seed(seed: int, epoch: int, rank: int) -> int:
+    """Each rank's random stream for one epoch of a distributed run: set from (seed, epoch, rank)
+    alone, so a resumed run continues with any number of processes."""
+    return (seed * 1_000_003 + epoch * 10_007 + rank) % 2**63
+
+
 class Trainer:
-    """Holds networks, optimisers and progress; `run` trains, checkpointing every epoch."""
+    """Holds networks, optimisers and progress; `run` trains, checkpointing every epoch.
+
+    Under torchrun (`invcomp.distributed` active) G, D and E train inside DistributedDataParallel:
+    each rank takes its share of every epoch through a DistributedSampler and --batch-size is the
+    global batch (batch_size / world_size per rank, so a run means the same on any number of
+    processes); rank 0 alone writes checkpoints, samples and log.jsonl. Checkpoints hold the plain
+    modules' state, so a run resumes with any number of processes."""
 
     def __init__(self, cfg: TrainConfig, images: np.ndarray, work_dir: Path, out: Path, device: torch.device):
         if images.shape[1:3] != (cfg.net.resolution, cfg.net.resolution):
@@ -80,9 +94,30 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
         self.epoch = 0
         self.elapsed = 0.0
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        self.ddp = distributed.active()
+        if cfg.batch_size % self.world:
+            raise InvcompError(f"--batch-size {cfg.batch_size} (the global batch) does not split evenly over {self.world} "
+                               "processes; pass a multiple of the process count")
+        self.local_batch = cfg.batch_size // self.world
+        # what training calls: the modules themselves, or their DDP wrappers (checkpoints and exports use the modules)
+        self._G, self._D, self._E = (self._wrap(m) for m in (self.G, self.D, self.E))
         self.fixed_z = torch.randn(64, cfg.net.latent_dim, generator=torch.Generator().manual_seed(cfg.seed)).clamp(
             -cfg.net.latent_range, cfg.net.latent_range
         )
+
+    def _wrap(self, m: torch.nn.Module | None):
+        if m is None or not self.ddp:
+            return m
+        import inspect
+
+        from torch.nn.parallel import DistributedDataParallel
+
+        # no buffer sync before each forward: each rank keeps its own BatchNorm running statistics (rank 0's are
+        # saved); syncing them before every forward would also break D's repeated forwards within one step
+        newer = "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters  # newer torch names it so
+        return DistributedDataParallel(m, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                       **({"forward_sync_buffers": False} if newer else {"broadcast_buffers": False}))
 
     # --- checkpoints -------------------------------------------------------------
     @property
@@ -136,7 +171,7 @@ class Trainer:
         return (z + (torch.rand_like(z) - 0.5) * step).clamp(-r, r)
 
     def step(self, x: torch.Tensor) -> dict[str, float]:
-        cfg, G, D, E = self.cfg, self.G, self.D, self.E
+        cfg, G, D, E = self.cfg, self._G, self._D, self._E
         n, r = len(x), cfg.net.latent_range
         z_rand = torch.randn(n, cfg.net.latent_dim, device=self.device).clamp(-r, r)
         fake = G(z_rand)
@@ -149,20 +184,21 @@ class Trainer:
             d_loss = d_loss + _bce(D(rec.detach()), 0.0)
         d_loss.backward()
         self.opt_d.step()
-        # generator (and encoder)
+        # generator (and encoder); D's gradients here are thrown away, so DDP need not average them
         self.opt_g.zero_grad(set_to_none=True)
-        adv = _bce(D(fake), 1.0)
-        stats = {"d": d_loss.item()}
-        if E is None:
-            g_loss = adv
-        else:
-            adv = 0.5 * (adv + _bce(D(rec), 1.0))
-            ssim = ssim01(_unit(rec), _unit(x)).mean()
-            l1 = (rec - x).abs().mean()
-            moments = z_enc.mean(0).pow(2).mean() + (z_enc.var(0) - 1).pow(2).mean()
-            g_loss = (1 - ssim) + cfg.l1_weight * l1 + cfg.adv_weight * adv + cfg.moment_weight * moments
-            stats.update(ssim=ssim.item(), l1=l1.item())
-        g_loss.backward()
+        with D.no_sync() if self.ddp else contextlib.nullcontext():
+            adv = _bce(D(fake), 1.0)
+            stats = {"d": d_loss.item()}
+            if E is None:
+                g_loss = adv
+            else:
+                adv = 0.5 * (adv + _bce(D(rec), 1.0))
+                ssim = ssim01(_unit(rec), _unit(x)).mean()
+                l1 = (rec - x).abs().mean()
+                moments = z_enc.mean(0).pow(2).mean() + (z_enc.var(0) - 1).pow(2).mean()
+                g_loss = (1 - ssim) + cfg.l1_weight * l1 + cfg.adv_weight * adv + cfg.moment_weight * moments
+                stats.update(ssim=ssim.item(), l1=l1.item())
+            g_loss.backward()
         self.opt_g.step()
         stats["g"] = adv.item()
         return stats
@@ -196,36 +232,55 @@ class Trainer:
         self.G.train()
         return hashes
 
+    def _order(self, gen: torch.Generator) -> torch.Tensor:
+        """This rank's training images for the current epoch, in order (the same on resume)."""
+        if not self.ddp:
+            gen.manual_seed(self.cfg.seed * 100003 + self.epoch)
+            return torch.randperm(len(self.train_set), generator=gen)
+        from torch.utils.data import DistributedSampler
+
+        sampler = DistributedSampler(range(len(self.train_set)), self.world, self.rank, shuffle=True, seed=self.cfg.seed)
+        sampler.set_epoch(self.epoch)
+        torch.manual_seed(_rank_seed(self.cfg.seed, self.epoch, self.rank))
+        return torch.tensor(list(sampler), dtype=torch.long)
+
     def run(self, max_minutes: float | None = None, progress=None) -> None:
-        cfg = self.cfg
+        cfg, bs, main = self.cfg, self.local_batch, self.rank == 0
         gen = torch.Generator().manual_seed(cfg.seed)
-        batches = len(self.train_set) // cfg.batch_size
-        (self.work_dir / "samples").mkdir(parents=True, exist_ok=True)
+        if main:
+            (self.work_dir / "samples").mkdir(parents=True, exist_ok=True)
         log = self.work_dir / "log.jsonl"
         t_start = time.time()
         while self.epoch < cfg.epochs:
-            gen.manual_seed(cfg.seed * 100003 + self.epoch)  # same order on resume
-            perm = torch.randperm(len(self.train_set), generator=gen)
+            perm = self._order(gen)
+            batches = len(perm) // bs  # the same on every rank: DistributedSampler gives each an equal share
             t0 = time.time()
             sums: dict[str, float] = {}
             for b in range(batches):
-                stats = self.step(self._batch(perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]))
+                stats = self.step(self._batch(perm[b * bs : (b + 1) * bs]))
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + v
                 if progress:
                     progress(self.epoch, b + 1, batches, stats)
             self.epoch += 1
             self.elapsed += time.time() - t0
-            record = {"epoch": self.epoch, "seconds": round(self.elapsed, 1)}
-            record.update({k: round(v / batches, 4) for k, v in sums.items()})
-            record.update({k: round(v, 4) for k, v in self.validate().items()})
-            write_png(self.work_dir / "samples" / f"epoch_{self.epoch:03d}.png", self.sample_grid())
-            self.save_checkpoint()
-            record.update(self.export())
-            with open(log, "a") as f:
-                f.write(json.dumps(record) + "\n")
-            if max_minutes is not None and time.time() - t_start > 60 * max_minutes:
+            if self.ddp:  # the epoch's mean losses over all ranks
+                sums = dict(zip(sums, (v / self.world for v in distributed.sum_over_ranks(list(sums.values())))))
+            stop = max_minutes is not None and time.time() - t_start > 60 * max_minutes
+            if self.ddp:
+                stop = distributed.from_main(stop)  # every rank stops after the same epoch
+            if main:
+                record = {"epoch": self.epoch, "seconds": round(self.elapsed, 1), "world_size": self.world}
+                record.update({k: round(v / batches, 4) for k, v in sums.items()})
+                record.update({k: round(v, 4) for k, v in self.validate().items()})
+                write_png(self.work_dir / "samples" / f"epoch_{self.epoch:03d}.png", self.sample_grid())
+                self.save_checkpoint()
+                record.update(self.export())
+                with open(log, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            if stop:
                 break
+        distributed.barrier()  # no rank leaves while rank 0 still writes the last epoch
 
 
 def encoder_path(generator_path: Path) -> Path:

@@ -63,7 +63,8 @@ def _read_package_file(filename: str) -> bytes:
     try:
         return (SOURCE_TREE_WEIGHTS / filename).read_bytes()
     except FileNotFoundError:
-        raise InvcompError(f"weights file {filename} is not installed") from None
+        raise InvcompError(f"weights file {filename} is not installed (reinstall invcomp; `invcomp models` lists "
+                           "the registered versions)") from None
 
 
 def _checked(filename: str, sha256: str) -> bytes:
@@ -76,13 +77,15 @@ def _checked(filename: str, sha256: str) -> bytes:
 
 @lru_cache(maxsize=8)
 def load_model(name: str) -> Model:
-    """A registered model, its weights checked against the registry's sha256."""
-    info = registry.REGISTRY.get(name)
+    """A registered model, its weights checked against the registry's sha256: a plain name is its
+    newest version, `name@version` that version (the Model is named by the plain name either way)."""
+    info = registry.find(name)
     if info is None:
-        raise InvcompError(f"unknown model {name!r}; known: {', '.join(registry.REGISTRY) or 'none'}")
+        older = [m.key for m in registry.OLDER]
+        raise InvcompError(f"unknown model {name!r}; known: {', '.join([*registry.REGISTRY, *older]) or 'none'}")
     g = _checked(info.file, info.sha256)
     e = _checked(info.encoder_file, info.encoder_sha256) if info.encoder_file else None
-    model = Model.from_bytes(name, g, e, info.default_bits)
+    model = Model.from_bytes(info.name, g, e, info.default_bits)
     if model.config.resolution != info.resolution or model.config.latent_dim != info.latent_dim:
         raise InvcompError(f"{name}: weights do not match the registry's resolution / latent size")
     return model

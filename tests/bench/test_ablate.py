@@ -2,19 +2,10 @@
 import json
 
 import numpy as np
-import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from invcomp.cli import app
-
-
-@pytest.fixture(scope="module")
-def images():
-    rng = np.random.default_rng(5)
-    base = rng.integers(0, 256, (3, 4, 4, 3)).astype(np.uint8)
-    smooth = np.stack([np.asarray(Image.fromarray(b).resize((32, 32), Image.BILINEAR)) for b in base])
-    return np.clip(smooth.astype(int) + rng.integers(-10, 11, smooth.shape), 0, 255).astype(np.uint8)
 
 
 def test_cli_ablate_writes_table_json_and_figure(tmp_path, tiny_weights, images):

@@ -23,14 +23,6 @@ CFG = InversionConfig(bits=4, steps=4)
 
 
 @pytest.fixture(scope="module")
-def images():
-    rng = np.random.default_rng(5)
-    base = rng.integers(0, 256, (3, 4, 4, 3)).astype(np.uint8)
-    smooth = np.stack([np.asarray(Image.fromarray(b).resize((32, 32), Image.BILINEAR)) for b in base])
-    return np.clip(smooth.astype(int) + rng.integers(-10, 11, smooth.shape), 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
 def codec(tiny_model):
     return Codec(tiny_model, "cpu")
 

@@ -127,13 +127,17 @@ def decode_names(raw: bytes, count: int) -> tuple[list[bytes], int]:
 def encode_chunk(records: Sequence[Record], cum: tuple[int, ...]) -> bytes:
     """One chunk block: a zstd-compressed index (names, payload lengths, 16-bit checks;
     column by column) followed by the records' arithmetic-coded codes."""
-    raws = [r.name.encode("utf-8") for r in records]
-    payloads = [encode_codes(r.codes, cum) for r in records]
+    return encode_chunk_payloads([r.name for r in records], [encode_codes(r.codes, cum) for r in records])
+
+
+def encode_chunk_payloads(names: Sequence[str], payloads: Sequence[bytes]) -> bytes:
+    """The chunk block of records whose codes are already coded (`encode_codes`)."""
+    raws = [n.encode("utf-8") for n in names]
     lengths = b"".join(varint.encode(len(p)) for p in payloads)
     checks = b"".join(struct.pack("<H", record_check(n, p)) for n, p in zip(raws, payloads))
     index = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=False, write_content_size=True).compress(
         encode_names(raws) + lengths + checks)
-    head = _CHUNK.pack(len(records), len(index), zlib.crc32(index))
+    head = _CHUNK.pack(len(payloads), len(index), zlib.crc32(index))
     return block(MAGIC_CHUNK, head + index + b"".join(payloads))
 
 

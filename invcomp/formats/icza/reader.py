@@ -1,4 +1,11 @@
-"""Reading an .icza archive: memory-mapped, every declared size checked, damage located and named."""
+"""Reading an .icza archive: memory-mapped, every declared size checked, damage located and named.
+
+Opening reads the header and the commit only. The chunk indexes (names, lengths, checks) of the
+whole archive are read, and damage located, the first time something needs all of them (names,
+len, records, problems, verify, ...). One image by name needs only the chunks a binary search
+over each segment's chunks visits (a segment's images are in name order): about log2(chunks)
+index reads, so opening an archive and extracting one image take the same time at any size.
+A name the search does not find, or bytes no writer leaves, fall back to the full read."""
 from __future__ import annotations
 
 import mmap
@@ -29,6 +36,7 @@ from invcomp.formats.icza.blocks import (
     block_at,
     decode_header,
     find_block,
+    name_key,
 )
 from invcomp.formats.icza.chunks import ChunkIndex, Record, decode_chunk_index, decode_codes, record_check
 from invcomp.formats.icza.tables import level_counts, table_cumulative, zeroth_order_entropy_bits
@@ -65,10 +73,26 @@ class Segment:
 _MAX_SEGMENT_HEADER = _BLOCK_OVERHEAD + _SEG.size + 6 * (1 << MAX_BITS)
 
 
+@dataclass
+class _Sparse:
+    """A segment as a lookup by name sees it: its table and where its chunks start; the indexes
+    of the chunks visited so far are kept."""
+
+    cum: tuple[int, ...]
+    starts: list[int]
+    end: int
+    seen: dict[int, Chunk]
+
+
+class _NotAsWritten(Exception):
+    """A lookup met bytes no writer leaves (damage, an unsorted segment): read the whole index."""
+
+
 class ArchiveReader:
     """An archive opened for reading (memory-mapped): header, commit, and the chunk indexes
-    (names and sizes, not codes) of every segment. Damage found is listed in `problems`.
-    Every declared size is checked against the file before it is used."""
+    (names and sizes, not codes) of every segment, read when first needed (see the module
+    docstring). Damage found is listed in `problems`. Every declared size is checked against
+    the file before it is used."""
 
     def __init__(self, path: str | os.PathLike, index: bool = True):
         """index=False reads only the header and the commit (enough to append)."""
@@ -81,16 +105,16 @@ class ArchiveReader:
             raise InvcompError(f"{path}: cannot read ({e.strerror or e})") from None
         try:
             self.file_size = size
-            self.problems: list[Problem] = []
+            self._problems: list[Problem] = []
             self.header, self.slots_at = self._read_header()
             self.slot = self._read_slots()
             if self.slot.end > size:
                 raise InvcompError(f"{path}: truncated archive ({size} bytes; its commit record says {self.slot.end})")
             self.tail = size - self.slot.end  # uncommitted bytes (an interrupted add): ignored
-            self.segments: list[Segment] = []
-            if index:
-                self._read_segments()
-            self._where = {name: (c, i) for c in self.chunks() for i, name in enumerate(c.index.names)}
+            self._segments: list[Segment] = []
+            self._where: dict[str, tuple[Chunk, int]] = {}
+            self._full = not index  # index=False: no segments at all
+            self._sparse: list[_Sparse] | None = None
         except BaseException:
             self.close()
             raise
@@ -106,6 +130,25 @@ class ArchiveReader:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _load(self) -> None:
+        """Read every chunk index and locate damage (once)."""
+        if not self._full:
+            if not isinstance(self._data, mmap.mmap) and self.file_size:
+                raise InvcompError(f"{self.path}: archive is closed")
+            self._full, self._sparse = True, None
+            self._read_segments()
+            self._where = {name: (c, i) for c in self.chunks() for i, name in enumerate(c.index.names)}
+
+    @property
+    def segments(self) -> list[Segment]:
+        self._load()
+        return self._segments
+
+    @property
+    def problems(self) -> list[Problem]:
+        self._load()
+        return self._problems
+
     # header and commit
     def _read_header(self) -> tuple[ArchiveHeader, int]:
         data = self._data
@@ -116,12 +159,12 @@ class ArchiveReader:
             payload, end = first
             second = block_at(data, end, MAGIC_HEADER)
             if not second or second[0] != payload:
-                self.problems.append(Problem(end, "second copy of the archive header is damaged", redundant=True))
+                self._problems.append(Problem(end, "second copy of the archive header is damaged", redundant=True))
             return decode_header(payload), 2 * end
         found = find_block(data, 1, min(len(data), 1 << 20), MAGIC_HEADER)
         if not found:
             raise InvcompError(f"{self.path}: archive header damaged or truncated (both copies)")
-        self.problems.append(Problem(0, "first copy of the archive header is damaged", redundant=True))
+        self._problems.append(Problem(0, "first copy of the archive header is damaged", redundant=True))
         return decode_header(found[1]), found[2]
 
     def _read_slots(self) -> Slot:
@@ -149,11 +192,11 @@ class ArchiveReader:
         if first and first[1] <= end:
             second = block_at(data, first[1], MAGIC_SEGMENT)
             if not second or second[0] != first[0]:
-                self.problems.append(Problem(first[1], "second copy of a segment header is damaged", redundant=True))
+                self._problems.append(Problem(first[1], "second copy of a segment header is damaged", redundant=True))
             return first[0], first[1] + (first[1] - pos)
         found = find_block(data, pos + 1, min(end, pos + 2 * _MAX_SEGMENT_HEADER), MAGIC_SEGMENT)
         if found and found[0] - pos == found[2] - found[0]:  # the second copy, right after a first of equal size
-            self.problems.append(Problem(pos, "first copy of a segment header is damaged", redundant=True))
+            self._problems.append(Problem(pos, "first copy of a segment header is damaged", redundant=True))
             return found[1], found[2]
         return None
 
@@ -164,7 +207,7 @@ class ArchiveReader:
             payload = head[0] if head else b""
             if head is None or len(payload) < _SEG.size:
                 nxt = self._next_segment(pos + 1, end)
-                self.problems.append(Problem(pos, "segment header damaged (both copies): the images up to "
+                self._problems.append(Problem(pos, "segment header damaged (both copies): the images up to "
                                              f"{'offset ' + str(nxt) if nxt is not None else 'the end'} are lost"))
                 if nxt is None:
                     return
@@ -173,12 +216,12 @@ class ArchiveReader:
             records, nchunks, body, kind = _SEG.unpack_from(payload)
             body_start = head[1]
             if body_start + body > end or nchunks > records:
-                self.problems.append(Problem(pos, "segment header declares more data than the archive holds"))
+                self._problems.append(Problem(pos, "segment header declares more data than the archive holds"))
                 return
             cum = table_cumulative(kind, payload[_SEG.size :], self.header.bits, self.header.latent_range)
             seg = Segment(pos, records, kind, cum, [])
-            self.segments.append(seg)
-            self._read_chunks(seg, len(self.segments) - 1, body_start, body_start + body)
+            self._segments.append(seg)
+            self._read_chunks(seg, len(self._segments) - 1, body_start, body_start + body)
             pos = body_start + body
 
     def _next_segment(self, pos: int, end: int) -> int | None:
@@ -211,7 +254,7 @@ class ArchiveReader:
         if damaged_at:
             lost = max(seg.records - sum(len(c.index.names) for c in seg.chunks), 0)
             where = ", ".join(map(str, damaged_at))
-            self.problems.append(Problem(damaged_at[0], f"chunk index damaged (at offset {where}): "
+            self._problems.append(Problem(damaged_at[0], f"chunk index damaged (at offset {where}): "
                                          f"{lost} image(s) of unknown name lost", lost=lost))
 
     def _chunk_at(self, pos: int, end: int, segment: int) -> Chunk | None:
@@ -238,9 +281,9 @@ class ArchiveReader:
         bad = [n for n, off, ln, chk in zip(chunk.index.names, chunk.index.offsets(), chunk.index.lengths, chunk.index.checks)
                if record_check(n.encode("utf-8"), self._data[off : off + ln]) != chk]
         if bad:
-            self.problems.append(Problem(chunk.offset, "damaged image" + ("s" if len(bad) > 1 else ""), tuple(bad)))
+            self._problems.append(Problem(chunk.offset, "damaged image" + ("s" if len(bad) > 1 else ""), tuple(bad)))
         else:
-            self.problems.append(Problem(chunk.offset, "chunk checksum fails but every record check passes "
+            self._problems.append(Problem(chunk.offset, "chunk checksum fails but every record check passes "
                                          "(damage in the chunk header, or missed by the 16-bit checks)"))
 
     # queries
@@ -252,14 +295,96 @@ class ArchiveReader:
         return [n for c in self.chunks() for n in c.index.names]
 
     def __len__(self) -> int:
+        self._load()
         return len(self._where)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._where
+        return self._locate(name) is not None
 
     def record_bytes(self, name: str) -> int:
-        chunk, i = self._where[name]
+        found = self._locate(name)
+        if found is None:
+            raise KeyError(name)
+        chunk, i = found
         return chunk.index.lengths[i]
+
+    # one image by name without the whole index
+    def _locate(self, name: str) -> tuple[Chunk, int] | None:
+        """Where an image is: found by the search, or else (a name not there, or bytes no writer
+        leaves) by the full index, so the answer is always the full index's."""
+        if not self._full:
+            try:
+                found = self._search(name)
+                if found is not None:
+                    return found
+            except _NotAsWritten:
+                pass
+            self._load()
+        return self._where.get(name)
+
+    def _search(self, name: str) -> tuple[Chunk, int] | None:
+        """Binary search over each segment's chunks by their first name, the last segment first
+        (as the full index, where a later copy of a name wins)."""
+        if self._sparse is None:
+            self._sparse = self._scan()
+        key = name_key(name)
+        for number in reversed(range(len(self._sparse))):
+            starts = self._sparse[number].starts
+            lo, hi = 0, len(starts) - 1
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if name_key(self._sparse_chunk(number, mid).index.names[0]) <= key:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            if starts:
+                chunk = self._sparse_chunk(number, lo)
+                if name in chunk.index.names:
+                    return chunk, chunk.index.names.index(name)
+        return None
+
+    def _scan(self) -> list[_Sparse]:
+        """Segment headers and where each chunk starts (chunk headers only: no index read, no
+        checksum over chunk data). Anything that is not exactly as a writer leaves it raises
+        _NotAsWritten."""
+        data, end, pos, out = self._data, self.slot.end, self.segments_at, []
+        while pos < end:
+            first = block_at(data, pos, MAGIC_SEGMENT)
+            second = block_at(data, first[1], MAGIC_SEGMENT) if first and first[1] <= end else None
+            if not second or second[0] != first[0] or len(first[0]) < _SEG.size:
+                raise _NotAsWritten
+            records, nchunks, body, kind = _SEG.unpack_from(first[0])
+            start, stop = second[1], second[1] + body
+            if stop > end or nchunks > records:
+                raise _NotAsWritten
+            try:
+                cum = table_cumulative(kind, first[0][_SEG.size :], self.header.bits, self.header.latent_range)
+            except InvcompError:
+                raise _NotAsWritten from None
+            starts, p = [], start
+            while p < stop:
+                if data[p : p + 4] != MAGIC_CHUNK or p + 8 > stop:
+                    raise _NotAsWritten
+                starts.append(p)
+                p += 12 + struct.unpack_from("<I", data, p + 4)[0]
+            if p != stop or len(starts) != nchunks:
+                raise _NotAsWritten
+            out.append(_Sparse(cum, starts, stop, {}))
+            pos = stop
+        return out
+
+    def _sparse_chunk(self, number: int, k: int) -> Chunk:
+        seg = self._sparse[number]
+        if k not in seg.seen:
+            chunk = self._chunk_at(seg.starts[k], seg.end, number)
+            keys = [name_key(n) for n in chunk.index.names] if chunk else []
+            if chunk is None or any(a >= b for a, b in zip(keys, keys[1:])):
+                raise _NotAsWritten
+            seg.seen[k] = chunk
+        return seg.seen[k]
+
+    def _cum(self, chunk: Chunk) -> tuple[int, ...]:
+        return (self._segments if self._full else self._sparse)[chunk.segment].cum
 
     def _decode(self, chunk: Chunk, i: int) -> np.ndarray:
         name = chunk.index.names[i]
@@ -268,15 +393,29 @@ class ArchiveReader:
         if record_check(name.encode("utf-8"), payload) != chunk.index.checks[i]:
             raise InvcompError(f"{self.path}: image {name!r} is damaged (checksum mismatch)")
         try:
-            return decode_codes(payload, self.header.latent_dim, self.segments[chunk.segment].cum)
+            return decode_codes(payload, self.header.latent_dim, self._cum(chunk))
         except InvcompError:
             raise InvcompError(f"{self.path}: image {name!r} is damaged (its codes do not decode)") from None
 
     def codes(self, name: str) -> np.ndarray:
         """One image's codes, read and decoded alone; an error naming it if it is damaged."""
-        if name not in self._where:
+        found = self._locate(name)
+        if found is None:
             raise InvcompError(f"{self.path}: no image named {name!r}")
-        return self._decode(*self._where[name])
+        return self._decode(*found)
+
+    def payload(self, name: str) -> tuple[bytes, tuple[int, ...]]:
+        """One image's coded bytes (its record check verified) and the table they are coded under:
+        what a rewrite under the same table copies instead of decoding and coding again."""
+        found = self._locate(name)
+        if found is None:
+            raise InvcompError(f"{self.path}: no image named {name!r}")
+        chunk, i = found
+        off, ln = chunk.index.offsets()[i], chunk.index.lengths[i]
+        data = bytes(self._data[off : off + ln])
+        if record_check(name.encode("utf-8"), data) != chunk.index.checks[i]:
+            raise InvcompError(f"{self.path}: image {name!r} is damaged (checksum mismatch)")
+        return data, self._cum(chunk)
 
     def records(self, skip_damaged: bool = False) -> Iterator[Record]:
         """Every record in stored order; a damaged one raises unless skip_damaged."""
@@ -304,7 +443,7 @@ class ArchiveReader:
                     self._decode(chunk, i)
                 except InvcompError:
                     problems.append(Problem(chunk.index.offsets()[i], "damaged image (its codes do not decode)", (name,)))
-        if len(self._where) != len(self.names()):
+        if len(self) != len(self.names()):
             seen: set[str] = set()
             dup = sorted({n for n in self.names() if n in seen or seen.add(n)})
             problems.append(Problem(0, "duplicate image names", tuple(dup)))

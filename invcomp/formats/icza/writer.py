@@ -6,13 +6,21 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from glob import escape as glob_escape
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from invcomp import files
 from invcomp.errors import InvcompError
 from invcomp.files import atomic_writer, fsync_dir, write_atomic
 from invcomp.formats.icza.blocks import SLOT_BYTES, ArchiveHeader, Slot, encode_header, encode_slot, name_key
-from invcomp.formats.icza.chunks import CHUNK_RECORDS, Record, archive_start, encode_chunk, encode_segment_header
+from invcomp.formats.icza.chunks import (
+    CHUNK_RECORDS,
+    archive_start,
+    encode_chunk_payloads,
+    encode_codes,
+    encode_segment_header,
+)
 from invcomp.formats.icza.reader import ArchiveReader
 from invcomp.formats.icza.tables import choose_table, table_cumulative
 
@@ -47,10 +55,7 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
 
 def create_archive(path: Path, header: ArchiveHeader) -> None:
     """A new empty archive (the start of a partial pack), written atomically."""
-    try:
-        write_atomic(path, archive_start(header))
-    except OSError as e:
-        raise InvcompError(f"{path}: cannot write ({e.strerror or e})") from None
+    write_atomic(path, archive_start(header))
     fsync_dir(path)
 
 
@@ -58,27 +63,51 @@ def append_segment(path: Path, segment: bytes, records: int) -> None:
     """Append one segment and commit it: cut any uncommitted tail, write, fsync, then write
     the older commit slot with the next sequence number and fsync again. A crash before the
     slot write leaves the old commit in force; during it, the slot's crc32 fails and the
-    other slot (the old commit) is used."""
+    other slot (the old commit) is used. A write error (a full disk) leaves the archive at
+    its last commit: the slot is put back and the new bytes are cut off (best effort; readers
+    ignore them anyway)."""
     with ArchiveReader(path, index=False) as reader:
         slot, slots_at, older = reader.slot, reader.slots_at, 1 - reader.current_slot
+        old_slot = bytes(reader._data[slots_at + older * SLOT_BYTES : slots_at + (older + 1) * SLOT_BYTES])
     try:
-        _append(path, segment, records, slot, slots_at, older)
+        f = files.open_binary(path, "r+b", buffering=0)  # unbuffered: nothing left to flush on close
     except OSError as e:
-        raise InvcompError(f"{path}: cannot write ({e.strerror or e}); the archive keeps its last commit") from None
+        raise files.write_error(path, e, "the archive is unchanged") from None
+    try:
+        _append(f, segment, records, slot, slots_at, older)
+    except OSError as e:
+        _undo(f, slot, slots_at + older * SLOT_BYTES, old_slot)
+        raise files.write_error(path, e, "the archive keeps its last commit") from None
+    finally:
+        try:
+            f.close()
+        except OSError:
+            pass
 
 
-def _append(path: Path, segment: bytes, records: int, slot: Slot, slots_at: int, older: int) -> None:
-    with open(path, "r+b") as f:
+def _append(f: BinaryIO, segment: bytes, records: int, slot: Slot, slots_at: int, older: int) -> None:
+    f.truncate(slot.end)
+    f.seek(slot.end)
+    files.write_all(f, segment)
+    os.fsync(f.fileno())
+    new = Slot(slot.seq + 1, slot.end + len(segment), slot.segments + 1, slot.records + records)
+    f.seek(slots_at + older * SLOT_BYTES)
+    files.write_all(f, encode_slot(new))
+    os.fsync(f.fileno())
+
+
+def _undo(f: BinaryIO, slot: Slot, slot_at: int, old_slot: bytes) -> None:
+    """After a failed append: the older slot's previous bytes back (the new slot may be half
+    written, or written but not synced), then the file cut at the old committed end. Best effort:
+    if this fails too, the checksums still make readers use the last commit."""
+    try:
+        f.seek(slot_at)
+        files.write_all(f, old_slot)
+        os.fsync(f.fileno())
         f.truncate(slot.end)
-        f.seek(slot.end)
-        f.write(segment)
-        f.flush()
         os.fsync(f.fileno())
-        new = Slot(slot.seq + 1, slot.end + len(segment), slot.segments + 1, slot.records + records)
-        f.seek(slots_at + older * SLOT_BYTES)
-        f.write(encode_slot(new))
-        f.flush()
-        os.fsync(f.fileno())
+    except OSError:
+        pass
 
 
 def write_compacted(path: Path, header: ArchiveHeader, sources: Sequence[ArchiveReader],
@@ -101,11 +130,15 @@ def write_compacted(path: Path, header: ArchiveHeader, sources: Sequence[Archive
             raise InvcompError(f"image name {a[2]!r} occurs twice ({sources[a[1]].path} and {sources[b[1]].path})")
     kind, table = choose_table(counts.tolist(), header.bits, header.latent_range)
     cum = table_cumulative(kind, table, header.bits, header.latent_range)
-    try:
-        _write_segment_file(path, header, sources, where, kind, table, cum, chunk_records, progress)
-    except OSError as e:
-        raise InvcompError(f"{path}: cannot write ({e.strerror or e})") from None
+    _write_segment_file(path, header, sources, where, kind, table, cum, chunk_records, progress)
     return len(where)
+
+
+def _payload(source: ArchiveReader, name: str, cum: tuple[int, ...]) -> bytes:
+    """A record's bytes under `cum`: copied when its segment has that table (the coding is
+    canonical, so that is exactly what coding its codes again would give), else coded again."""
+    data, source_cum = source.payload(name)
+    return data if source_cum == cum else encode_codes(source.codes(name), cum)
 
 
 def _write_segment_file(path: Path, header: ArchiveHeader, sources: Sequence[ArchiveReader], where: list,
@@ -118,13 +151,13 @@ def _write_segment_file(path: Path, header: ArchiveHeader, sources: Sequence[Arc
         f.write(b"\0" * (start + seg_header_len))
         body, nchunks = 0, 0
         for i in range(0, len(where), chunk_records):
-            recs = [Record(name, sources[k].codes(name)) for _, k, name in where[i : i + chunk_records]]
-            data = encode_chunk(recs, cum)
+            names = [name for _, _, name in where[i : i + chunk_records]]
+            data = encode_chunk_payloads(names, [_payload(sources[k], name, cum) for _, k, name in where[i : i + chunk_records]])
             f.write(data)
             body += len(data)
             nchunks += 1
             if progress:
-                progress(len(recs))
+                progress(len(names))
         seg = encode_segment_header(len(where), nchunks, body, kind, table) if where else b""
         f.seek(0)
         f.write(h + h + encode_slot(Slot(1, start + len(seg) + body, 1 if where else 0, len(where)))
