@@ -344,11 +344,11 @@ def _pack_rank(sources: Sequence[Path], out: Path, codec: Codec, cfg: InversionC
                     notes if rank == 0 else _quiet)
     items = list_sources(sources)
     shard = (rank + 1, world)
-    def said(text: str) -> None:
-        notes(f"rank {rank}: {text}")
-
     mine = [it for it in items if in_shard(it.name, shard)]
     reported = [0]
+
+    def said(text: str) -> None:
+        notes(f"rank {rank}: {text}")
 
     def advance(done: int, _total: int) -> None:
         board.add("done", done - reported[0])
@@ -364,6 +364,7 @@ def _pack_rank(sources: Sequence[Path], out: Path, codec: Codec, cfg: InversionC
     if rank != 0:
         board.wait("merged", 1, what="rank 0 to merge the parts")
         return part
+
     def tick() -> int:  # the bar keeps moving with the other ranks' batches while rank 0 waits
         done = board.get("done")
         progress(done, len(items))

@@ -158,16 +158,16 @@ def sum_over_ranks(values: list[float]) -> list[float]:
     return t.cpu().tolist()
 
 
-def from_main(flag: bool) -> bool:
-    """Rank 0's `flag`, on every rank (so that all ranks take the same branch)."""
+def from_main(value: int) -> int:
+    """Rank 0's `value`, on every rank (so that all ranks take the same branch)."""
     if world_size() == 1:
-        return flag
+        return int(value)
     import torch
     import torch.distributed as dist
 
-    t = torch.tensor([int(flag)], device=_backend_device())
+    t = torch.tensor([int(value)], device=_backend_device())
     dist.broadcast(t, 0)
-    return bool(t.item())
+    return int(t.item())
 
 
 class Board:

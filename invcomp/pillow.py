@@ -38,7 +38,7 @@ MIME = "image/x-icz"
 MAX_FILE_BYTES = 80_000
 # the options of im.save(..., **options) passed to invcomp.compress; Pillow's own (dpi, exif, ...) are ignored
 SAVE_OPTIONS = ("model", "device", "quality", "bits", "target_ssim", "max_bytes", "steps", "restarts", "seed",
-                "mask_scheme", "keep", "assist_bits", "loss")
+                "mask", "mask_scheme", "keep", "assist_bits", "loss", "drop_outside")
 
 
 def _accept(prefix: bytes) -> bool:

@@ -6,4 +6,8 @@ if [ ! -x "$ROOT/.venv/bin/python" ]; then
 fi
 "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check "$ROOT[test]"
 export PATH="$ROOT/.venv/bin:$PATH"
-export INVCOMP_DATA="${INVCOMP_DATA:-$ROOT/../shared/data}"
+# the data folder: as given, else ../shared/data beside the checkout, else data/ (`invcomp data prepare` fills it)
+if [ -z "${INVCOMP_DATA:-}" ]; then
+  if [ -d "$ROOT/../shared/data" ]; then INVCOMP_DATA="$ROOT/../shared/data"; else INVCOMP_DATA="$ROOT/data"; fi
+fi
+export INVCOMP_DATA

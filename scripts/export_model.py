@@ -1,8 +1,10 @@
 """Copy a finished training run into pretrained/: weights, encoder, training log, sample grid.
 
-    python scripts/export_model.py runs/cmp/aegan64.pt runs/cmp_aegan64 airplanes32
+    python scripts/export_model.py runs/cmp/aegan64.pt runs/cmp_aegan64 airplanes32 [VERSION]
 
-Prints the registry line (file names and sha256) to paste into invcomp/registry.py.
+Prints the registry entry (file names, sha256, version) to add to MODELS in
+invcomp/models/registry.py. A retrained model of an existing name is the next VERSION, with
+versioned file names (NAME.vN.pt); the old entry stays, so files written with it still decode.
 """
 import json
 import shutil
@@ -13,19 +15,20 @@ from invcomp.models.train import encoder_path
 from invcomp.models.weights import load_net, sha256_of
 
 
-def main(weights: str, run_dir: str, name: str) -> None:
+def main(weights: str, run_dir: str, name: str, version: str = "1") -> None:
     src, run, dst = Path(weights), Path(run_dir), Path("pretrained")
+    stem = name if version == "1" else f"{name}.v{version}"
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     last = log[-1]
     if sha256_of(src) != last["generator"]:
         raise SystemExit(f"{src} is not the weights of the run's last epoch")
-    shutil.copyfile(src, dst / f"{name}.pt")
-    shutil.copyfile(encoder_path(src), dst / f"{name}.encoder.pt")
-    shutil.copyfile(run / "log.jsonl", dst / f"{name}.train.jsonl")
-    shutil.copyfile(run / "samples" / f"epoch_{last['epoch']:03d}.png", dst / f"{name}.samples.png")
-    cfg = load_net((dst / f"{name}.pt").read_bytes(), "generator", name).cfg
-    print(f'ModelInfo("{name}", "{name}.pt", {cfg.resolution}, {cfg.latent_dim}, "{sha256_of(dst / f"{name}.pt")}", '
-          f'"{name}.encoder.pt", "{sha256_of(dst / f"{name}.encoder.pt")}"),')
+    shutil.copyfile(src, dst / f"{stem}.pt")
+    shutil.copyfile(encoder_path(src), dst / f"{stem}.encoder.pt")
+    shutil.copyfile(run / "log.jsonl", dst / f"{stem}.train.jsonl")
+    shutil.copyfile(run / "samples" / f"epoch_{last['epoch']:03d}.png", dst / f"{stem}.samples.png")
+    cfg = load_net((dst / f"{stem}.pt").read_bytes(), "generator", name).cfg
+    print(f'ModelInfo("{name}", "{stem}.pt", {cfg.resolution}, {cfg.latent_dim}, "{sha256_of(dst / f"{stem}.pt")}", '
+          f'"{stem}.encoder.pt", "{sha256_of(dst / f"{stem}.encoder.pt")}", version={version}),')
     print(f"epochs {last['epoch']}, training {last['seconds'] / 60:.1f} min")
 
 

@@ -43,7 +43,7 @@ def test_outside_torchrun_everything_is_rank_0_of_1(no_launcher):
     with distributed.session("cpu") as dev:
         assert dev == "cpu" and not distributed.active()
     distributed.barrier()
-    assert distributed.sum_over_ranks([1.0, 2.5]) == [1.0, 2.5] and distributed.from_main(True)
+    assert distributed.sum_over_ranks([1.0, 2.5]) == [1.0, 2.5] and distributed.from_main(2) == 2
 
 
 def test_timeout_comes_from_the_environment(monkeypatch):
@@ -117,6 +117,13 @@ def test_train_on_two_processes_then_resume_on_one(tmp_path, monkeypatch):
     records = [json.loads(line) for line in (tmp_path / "wd" / "log.jsonl").read_text().splitlines()]
     assert [(x["epoch"], x["world_size"]) for x in records] == [(1, 2), (2, 1)]
     assert (tmp_path / "wd" / "samples" / "epoch_002.png").exists()
+    # rank 0 failing to write an epoch's files ends both ranks, each with its one-line error
+    (tmp_path / "bad" / "wd" / "samples" / "epoch_001.png").mkdir(parents=True)
+    r = _torchrun(2, ["train", "../d.npz", "-o", "out/g.pt", "--work-dir", "wd", *TINY_TRAIN], tmp_path / "bad")
+    errors = [line for line in r.stderr.splitlines() if line.startswith("invcomp: error:")]
+    assert r.returncode != 0 and len(errors) == 2, r.stderr[-3000:]
+    assert any("epoch_001.png" in e and "stopped" not in e for e in errors)  # rank 0's own error names the file
+    assert any("stopped because rank 0 could not write epoch 1" in e for e in errors)
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from invcomp.cli.common import Notes, ProgressBar, fail, guarded
+from invcomp.cli.common import Notes, ProgressBar, fail, guarded, os_error_message
 from invcomp.errors import InvcompError
 
 
@@ -62,9 +62,9 @@ def pack(
                              notes, bar.update if main else lambda *_: None)
         if main:
             _print_summary(result, as_json, notes)
-    except InvcompError as e:
+    except (InvcompError, OSError) as e:
         notes.finish()
-        fail(str(e))
+        fail(str(e) if isinstance(e, InvcompError) else os_error_message(e))
 
 
 def add(
@@ -88,9 +88,9 @@ def add(
             result = archive.add(archive_path, sources, model, device, batch_size, skip_existing, skip_unreadable,
                                  notes, bar.update, precision)
         _print_summary(result, as_json, notes)
-    except InvcompError as e:
+    except (InvcompError, OSError) as e:
         notes.finish()
-        fail(str(e))
+        fail(str(e) if isinstance(e, InvcompError) else os_error_message(e))
 
 
 @guarded

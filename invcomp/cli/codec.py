@@ -14,7 +14,9 @@ from invcomp.cli.common import IMAGE_SUFFIXES, ProgressBar, expand_inputs, fail,
 def fit(
     images: list[Path] = typer.Argument(..., help="image files or folders"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output file (one input) or folder"),
-    model: str = typer.Option("airplanes32", "--model", "-m", help="pretrained generator (see `invcomp models`) or a custom .pt"),
+    model: str = typer.Option("airplanes32", "--model", "-m",
+                              help="pretrained generator (see `invcomp models`; NAME@VERSION), a custom .pt, or auto "
+                                   "(per image, the model that fits it best)"),
     bits: Optional[int] = typer.Option(None, help="bits per latent dimension, 2..12 (default: the model's)"),
     quality: Optional[int] = typer.Option(None, "--quality", "-q",
                                           help="preset 1..5 (1 = smallest files; see `invcomp models`)"),
@@ -50,73 +52,88 @@ def fit(
 
     import numpy as np
 
-    from invcomp.codec import Codec, FitOptions
+    from invcomp.codec import Codec, fit_options
+    from invcomp.domain import quality_notes
     from invcomp.errors import InvcompError
     from invcomp.files import write_atomic
-    from invcomp.inversion.rate import bits_for_quality
+    from invcomp.inversion.invert import InversionConfig
     from invcomp.io.images import read_image
-    from invcomp.masks.inpaint import mask_options
 
     inputs = expand_inputs(images, IMAGE_SUFFIXES)
     targets = output_paths(inputs, out, ".icz")
     targeted = target_ssim is not None or max_bytes is not None
-    if sum(x is not None for x in (bits, quality)) + targeted > 1:
-        raise InvcompError("give at most one of --bits, --quality, and --target-ssim/--max-bytes")
     if batch_size < 1:
         raise InvcompError("--batch-size must be >= 1")
-    codec = Codec(model, device, precision)
-    if quality is not None:
-        bits = bits_for_quality(quality)
-    cfg = codec.config(**({"bits": bits} if bits is not None else {}), steps=steps, restarts=restarts, seed=seed)
-    options = FitOptions(cfg, target_ssim, max_bytes,
-                         mask_options(mask_scheme, keep, mask is not None, drop_outside, assist_bits, loss, seed))
+    settings = dict(steps=steps, restarts=restarts, seed=seed, **({"bits": bits} if bits is not None else {}))
+    checks = (quality, target_ssim, max_bytes, mask_scheme, keep, mask is not None, drop_outside, assist_bits, loss,
+              bits is not None)
+    fit_options(InversionConfig(**settings), *checks)  # every option checked before a model is loaded
     loaded = [read_image(p) for p in inputs]
-    user_masks = None
+    pixels = [im.pixels for im in loaded]
+    if model == "auto":  # per image, the registered model whose encoder start fits it best
+        from invcomp.domain import choose_models
+
+        chosen = choose_models(pixels, device, batch_size)
+    else:
+        chosen = [model] * len(loaded)
+    codecs = {name: Codec(name, device, precision) for name in dict.fromkeys(chosen)}
+    plans = {name: fit_options(c.config(**settings), *checks) for name, c in codecs.items()}
+    user_masks: list = [None] * len(loaded)
     if mask is not None:  # checked against every input before anything is fitted or written
         from invcomp.masks.schemes import load_user_mask
 
-        user_masks = [load_user_mask(mask, im.pixels.shape[:2], codec.resolution) for im in loaded]
+        user_masks = [load_user_mask(mask, px.shape[:2], codecs[name].resolution) for px, name in zip(pixels, chosen)]
     notes = [f"{p}: {n}" for p, im in zip(inputs, loaded) for n in im.notes]
-    for p, im in zip(inputs, loaded):
-        h, w = im.pixels.shape[:2]
-        if (h, w) != (codec.resolution,) * 2:
-            notes.append(f"{p}: {w}x{h} centre-cropped and resized to {codec.resolution}x{codec.resolution} "
+    for p, px, name in zip(inputs, pixels, chosen):
+        s = codecs[name].resolution
+        if model == "auto":
+            notes.append(f"{p}: model {name}")
+        if px.shape[:2] != (s, s):
+            notes.append(f"{p}: {px.shape[1]}x{px.shape[0]} centre-cropped and resized to {s}x{s} "
                          "(original size stored; decode --original-size restores it)")
     if not as_json:
         for n in notes:
             typer.echo(f"note: {n}", err=True)
     t0 = time.perf_counter()
-    choices = []
+    choices: list = [None] * len(loaded)
     with ProgressBar("fit", len(inputs)) as bar:
-        for i in range(0, len(loaded), batch_size):
-            chunk = [im.pixels for im in loaded[i : i + batch_size]]
-            user = user_masks[i : i + batch_size] if user_masks else None
-            choices.extend(codec.choose_files(chunk, options, user, batch_size))
-            for choice, dst in zip(choices[i:], targets[i:]):
-                if choice.met or max_bytes is None:  # a byte limit that is not met writes nothing
-                    write_atomic(dst, choice.candidate.data)
-            bar.update(len(choices), len(inputs))
+        done = 0
+        for name, codec in codecs.items():
+            group = [i for i, n in enumerate(chosen) if n == name]
+            for k in range(0, len(group), batch_size):
+                part = group[k : k + batch_size]
+                users = [user_masks[i] for i in part] if mask is not None else None
+                for i, choice in zip(part, codec.choose_files([pixels[i] for i in part], plans[name], users, batch_size)):
+                    choices[i] = choice
+                    if choice.met or max_bytes is None:  # a byte limit that is not met writes nothing
+                        write_atomic(targets[i], choice.candidate.data)
+                done += len(part)
+                bar.update(done, len(inputs))
     seconds = time.perf_counter() - t0
     rows = []
-    for src, dst, choice in zip(inputs, targets, choices):
-        c = choice.candidate
-        row = {"input": str(src), "output": str(dst) if choice.met or max_bytes is None else None,
-               "bytes": c.size, "bits": c.bits, "bpp": round(8 * c.size / (codec.resolution**2), 4),
+    for src, dst, choice, name in zip(inputs, targets, choices, chosen):
+        c, s = choice.candidate, codecs[name].resolution
+        row = {"input": str(src), "output": str(dst) if choice.met or max_bytes is None else None, "model": name,
+               "bytes": c.size, "bits": c.bits, "bpp": round(8 * c.size / (s * s), 4),
                "psnr": round(c.psnr, 3), "ssim": round(c.ssim, 4)}
         if targeted:
             row.update(target_met=choice.met, reason=choice.reason or None)
         rows.append(row)
-    from invcomp.domain import quality_notes  # far below the model's usual quality: probably outside its domain
-
-    found = quality_notes(codec.model.name, [im.pixels for im in loaded], [r["ssim"] for r in rows], [r["bits"] for r in rows], device)
-    low = [f"{r['input']}: {n}" for r, n in zip(rows, found) if n]
+    low = []  # far below the model's usual quality: probably outside its domain
+    for name in codecs:
+        idx = [i for i, n in enumerate(chosen) if n == name]
+        found = quality_notes(codecs[name].model.name, [pixels[i] for i in idx], [rows[i]["ssim"] for i in idx],
+                              [rows[i]["bits"] for i in idx], device)
+        low += [f"{rows[i]['input']}: {n}" for i, n in zip(idx, found) if n]
     notes.extend(low)
+    cfg = next(iter(plans.values())).inversion
+    sizes = sorted({f"{c.resolution}x{c.resolution}" for c in codecs.values()})
     summary = {"images": len(rows), "model": model, "bits": cfg.bits if not targeted else None,
                "target_ssim": target_ssim, "max_bytes": max_bytes, "steps": cfg.steps, "restarts": cfg.restarts,
                **{f"mean_{k}": round(float(np.mean([r[k] for r in rows])), d)
                   for k, d in (("bytes", 2), ("bpp", 4), ("psnr", 3), ("ssim", 4))},
                "targets_missed": sum(not c.met for c in choices),
-               "seconds": round(seconds, 3), "device": str(codec.device)}
+               "seconds": round(seconds, 3), "device": str(next(iter(codecs.values())).device)}
     if as_json:
         typer.echo(json.dumps({"files": rows, "summary": summary, "notes": notes}, indent=2))
     else:
@@ -129,7 +146,7 @@ def fit(
             typer.echo(f"note: {n}", err=True)
         typer.echo(f"{summary['images']} image(s): mean {summary['mean_bytes']:.1f} bytes, {summary['mean_bpp']:.3f} bpp, "
                    f"PSNR {summary['mean_psnr']:.2f} dB, SSIM {summary['mean_ssim']:.4f} "
-                   f"in {seconds:.2f} s on {summary['device']} (quality at {codec.resolution}x{codec.resolution})")
+                   f"in {seconds:.2f} s on {summary['device']} (quality at {', '.join(sizes)})")
     unwritten = sum(r["output"] is None for r in rows)
     if unwritten:
         fail(f"{unwritten} image(s) cannot meet --max-bytes {max_bytes}; no file written for them", status=1)

@@ -266,18 +266,26 @@ class Trainer:
             self.elapsed += time.time() - t0
             if self.ddp:  # the epoch's mean losses over all ranks
                 sums = dict(zip(sums, (v / self.world for v in distributed.sum_over_ranks(list(sums.values())))))
-            stop = max_minutes is not None and time.time() - t_start > 60 * max_minutes
-            if self.ddp:
-                stop = distributed.from_main(stop)  # every rank stops after the same epoch
+            stop, failed = max_minutes is not None and time.time() - t_start > 60 * max_minutes, None
             if main:
-                record = {"epoch": self.epoch, "seconds": round(self.elapsed, 1), "world_size": self.world}
-                record.update({k: round(v / batches, 4) for k, v in sums.items()})
-                record.update({k: round(v, 4) for k, v in self.validate().items()})
-                write_png(self.work_dir / "samples" / f"epoch_{self.epoch:03d}.png", self.sample_grid())
-                self.save_checkpoint()
-                record.update(self.export())
-                with open(log, "a") as f:
-                    f.write(json.dumps(record) + "\n")
+                try:
+                    record = {"epoch": self.epoch, "seconds": round(self.elapsed, 1), "world_size": self.world}
+                    record.update({k: round(v / batches, 4) for k, v in sums.items()})
+                    record.update({k: round(v, 4) for k, v in self.validate().items()})
+                    write_png(self.work_dir / "samples" / f"epoch_{self.epoch:03d}.png", self.sample_grid())
+                    self.save_checkpoint()
+                    record.update(self.export())
+                    with open(log, "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                except (InvcompError, OSError) as e:
+                    failed = e
+            if self.ddp:  # rank 0's word: go on, stop (--minutes), or it failed (so that every rank ends with an error)
+                verdict = distributed.from_main(2 if failed else int(stop))
+                if verdict == 2 and not main:
+                    raise InvcompError(f"stopped because rank 0 could not write epoch {self.epoch}'s files (its error says why)")
+                stop = verdict == 1
+            if failed:
+                raise failed
             if stop:
                 break
         distributed.barrier()  # no rank leaves while rank 0 still writes the last epoch

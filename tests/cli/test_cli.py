@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -96,3 +97,23 @@ def test_decode_truncated_file(tmp_path, tiny_weights):
     icz.write_bytes(icz.read_bytes()[:-1])
     _fails(["decode", str(icz), "--model", str(tiny_weights)], "corrupt payload")
     assert not (tmp_path / "d.png.tmp").exists()
+
+
+@pytest.mark.pretrained
+def test_fit_model_auto_picks_a_model_per_image(tmp_path):
+    from conftest import data_file
+
+    planes = np.load(data_file("cifar10_airplane_test.npz"))["images"][:2]
+    flowers = np.load(data_file("flowers_64_test.npz"))["images"][:2]
+    for i, im in enumerate([*planes, *flowers]):
+        Image.fromarray(im).save(tmp_path / f"in{i}.png")
+    r = CliRunner().invoke(app, ["fit", str(tmp_path / "in0.png"), str(tmp_path / "in1.png"), str(tmp_path / "in2.png"),
+                                 str(tmp_path / "in3.png"), "-o", str(tmp_path / "out"), "-m", "auto", "--steps", "10",
+                                 "--device", "cpu", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["files"]
+    assert [row["model"] for row in rows[2:]] == ["flowers64", "flowers64"]  # 64 x 64 flowers: the only 64 px model
+    assert all(row["model"].endswith("32") for row in rows[:2])
+    for row in rows:  # each file names its own model and decodes without being told which
+        r = CliRunner().invoke(app, ["decode", row["output"], "--device", "cpu"])
+        assert r.exit_code == 0, r.output

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from conftest import data_file
 from fake_sources import mat_bytes, refuse_network, skip_md5, write_cifar, write_flowers
+from PIL import Image
 from torchvision.datasets import CIFAR10
 
 from invcomp.errors import InvcompError
@@ -120,3 +121,57 @@ def test_mat_reader_refuses_damage_with_one_error(damage):
     data = {"cut": good[:-20], "hdf5": good[:124] + b"\x00\x02IM" + good[128:]}.get(damage, damage)
     with pytest.raises(InvcompError):
         parse_mat(data)
+
+
+def _reference(name):
+    with np.load(data_file(name)) as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.mark.slow
+def test_cifar10_batches_holding_the_reference_images_give_the_reference_files(tmp_path, unchecked_md5):
+    """Batches in CIFAR's format built from the reference files (in shuffled order, with stand-ins for
+    the withheld test images) convert to files whose arrays equal the reference files exactly."""
+    rng = np.random.default_rng(3)
+    batches = {"train": [], "test": []}
+    for cls, index in (("airplane", 0), ("automobile", 1)):
+        for split in ("train", "test"):
+            ref = _reference(f"cifar10_{cls}_{split}.npz")
+            rows = list(zip(ref["filenames"].tolist(), ref["images"]))
+            if split == "test":  # the withheld 5th of every 5 in name order: a name just after the 4th
+                rows += [(rows[k][0] + "~", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for k in range(3, 800, 4)]
+            batches[split] += [(n, im, index) for n, im in rows]
+    folder = tmp_path / "raw" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for split, files in (("train", [f"data_batch_{i}" for i in range(1, 6)]), ("test", ["test_batch"])):
+        rows = [batches[split][i] for i in rng.permutation(len(batches[split]))]
+        for j, file in enumerate(files):
+            part = rows[j :: len(files)]
+            batch = {"labels": [c for _, _, c in part], "filenames": [n for n, _, _ in part],
+                     "data": np.stack([im.transpose(2, 0, 1).reshape(-1) for _, im, _ in part])}
+            (folder / file).write_bytes(pickle.dumps(batch, protocol=2))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": list(prep.CIFAR10_CLASSES)}, protocol=2))
+    written = prep.prepare(["cifar10_airplane", "cifar10_automobile"], tmp_path / "out", tmp_path / "raw", download=False)
+    assert [(w.images, w.matches_reference) for w in written] == [(5000, True), (800, True), (5000, True), (800, True)]
+
+
+@pytest.mark.slow
+def test_flowers102_sources_holding_the_reference_images_give_the_reference_64px_files(tmp_path, unchecked_md5):
+    """jpg/ holding the reference 64 x 64 images (as lossless files: fit_to_square leaves a 64 x 64
+    image alone), labels and split recovered from the reference: flowers_64 equals the reference."""
+    train, test = _reference("flowers_64_train.npz"), _reference("flowers_64_test.npz")
+    folder = tmp_path / "raw" / "flowers-102"
+    (folder / "jpg").mkdir(parents=True)
+    labels = np.ones(8189)
+    for part in (train, test):
+        for i, im, label in zip(part["image_ids"], part["images"], part["labels"]):
+            Image.fromarray(im).save(folder / "jpg" / f"image_{i:05d}.jpg", format="PNG", compress_level=0)
+            labels[int(i) - 1] = int(label) + 1
+    ids, subset = train["image_ids"].astype(np.int64), train["subset"]
+    official = set(ids[subset < 2].tolist())
+    setid = {"trnid": ids[subset == 0], "valid": ids[subset == 1],
+             "tstid": np.array([i for i in range(1, 8190) if i not in official])}
+    (folder / "imagelabels.mat").write_bytes(mat_bytes({"labels": labels}, "u1"))
+    (folder / "setid.mat").write_bytes(mat_bytes(setid, "u2"))
+    written = prep.prepare(["flowers_64"], tmp_path / "out", tmp_path / "raw", download=False)
+    assert [(w.images, w.matches_reference) for w in written] == [(6689, True), (1000, True)]
