@@ -27,6 +27,8 @@ DEFAULT_TIMEOUT = 1800.0
 POLL_SECONDS = 0.1
 
 
+_STORE = None  # the process group's key-value store, while joined (init)
+
 def launched() -> bool:
     """Whether a launcher (torchrun, or srun running torchrun) started this process as a rank."""
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
@@ -94,8 +96,19 @@ def init(device: str = "auto") -> str:
             raise InvcompError(f"local rank {local_rank()} has no CUDA device ({torch.cuda.device_count()} here): "
                                "start at most one process per device (--nproc_per_node)")
         torch.cuda.set_device(local_rank())
+    global _STORE
     try:
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_seconds()))
+        # the key-value store made here with the public API (torchrun's agent already serves one at
+        # MASTER_ADDR:MASTER_PORT; without it rank 0 serves it), so that Board can use it too
+        limit = timedelta(seconds=timeout_seconds())
+        me, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        serve = me == 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True"
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), size, serve, limit)
+        store = dist.PrefixStore(f"attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+        dist.init_process_group("nccl" if cuda else "gloo", store=store, rank=me, world_size=size, timeout=limit)
+        _STORE = store
+    except KeyError as e:
+        raise InvcompError(f"cannot join the torchrun process group: {e.args[0]} is not set") from None
     except (RuntimeError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InvcompError(f"cannot join the torchrun process group: {first}") from None
@@ -104,10 +117,12 @@ def init(device: str = "auto") -> str:
 
 def cleanup() -> None:
     """Leave the process group (if joined)."""
+    global _STORE
     if active():
         import torch.distributed as dist
 
         dist.destroy_process_group()
+    _STORE = None
 
 
 @contextmanager
@@ -181,9 +196,7 @@ class Board:
         self._error: str | None = None
         self._store = None
         if active():
-            from torch.distributed import distributed_c10d
-
-            self._store = distributed_c10d._get_default_store()  # no public accessor; stable since torch 1.x
+            self._store = _STORE
 
     def add(self, key: str, k: int = 1) -> int:
         """Add k to a counter; its new value."""
