@@ -106,7 +106,7 @@ def _tile(box: tuple[int, int, int, int]):
 def _mask_scheme(extension: bytes | None) -> str | None:
     if extension is None:
         return None
-    from invcomp.masks.schemes import SCHEMES
+    from invcomp.formats.icz import MASK_SCHEMES as SCHEMES
 
     return SCHEMES[extension[0]] if extension[0] < len(SCHEMES) else f"unknown ({extension[0]})"
 

@@ -179,7 +179,7 @@ def info(
 ) -> None:
     """Show an .icz file's header."""
     from invcomp.formats.icz import ENCODING_NAMES, unpack_header
-    from invcomp.masks.schemes import SCHEMES
+    from invcomp.formats.icz import MASK_SCHEMES as SCHEMES
     from invcomp.models.registry import model_for_fingerprint
 
     data = read_bytes(file)

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-
-import numpy as np
-import zstandard
+from typing import TYPE_CHECKING
 
 from invcomp.errors import InvcompError
 from invcomp.formats import arith, bitpack, varint
+
+if TYPE_CHECKING:
+    import numpy as np
+# numpy and zstandard are imported where the payload is coded, so that reading a header (`invcomp
+# info`) stays fast.
 
 MAGIC = b"IC"
 MIN_BITS, MAX_BITS = 2, 12  # bits per latent dimension (a 4-bit header field)
@@ -33,6 +36,9 @@ ENCODING_NAMES = {ENCODING_RAW: "raw", ENCODING_ZSTD: "zstd", ENCODING_GAUSS: "g
 _SIZE_FLAG = 0x40
 _EXTENSION_FLAG = 0x80  # an extension block follows the header (mask + assistant pixels, inpaint.py)
 MAX_EXTENSION_BYTES = 1 << 16
+# The extension block's first byte names its mask scheme (invcomp.masks.schemes): ids are part of
+# the format, so the table lives here; a new scheme is appended, never inserted.
+MASK_SCHEMES = ("center", "random", "block", "edges", "edges+random", "user")
 
 
 @dataclass(frozen=True)
@@ -99,9 +105,6 @@ def unpack_header(data: bytes) -> tuple[Header, int]:
     return Header(bytes(data[3:6]), flags & 0x0F, (flags >> 4) & 0x03, size, extension), pos
 
 
-_ZSTD_PARAMS = dict(format=zstandard.FORMAT_ZSTD1_MAGICLESS, write_content_size=False, write_checksum=False,
-                    write_dict_id=False)
-
 
 def _check_byte(coded: bytes) -> int:
     """Low byte of the CRC-32 of the arithmetic-coded bytes: a variable-length payload has no
@@ -113,10 +116,19 @@ def _with_check(coded: bytes) -> bytes:
     return coded + bytes([_check_byte(coded)])
 
 
+def _zstd_params() -> dict:
+    import zstandard
+
+    return dict(format=zstandard.FORMAT_ZSTD1_MAGICLESS, write_content_size=False, write_checksum=False,
+                write_dict_id=False)
+
+
 def encode_payload(codes: np.ndarray, bits: int, latent_range: float) -> tuple[int, bytes]:
     """The smallest of the supported encodings of the codes: (encoding id, bytes); raw on ties."""
     raw = bitpack.pack(codes, bits)
-    params = zstandard.ZstdCompressionParameters.from_level(22, source_size=len(raw), **_ZSTD_PARAMS)
+    import zstandard
+
+    params = zstandard.ZstdCompressionParameters.from_level(22, source_size=len(raw), **_zstd_params())
     candidates = [
         (ENCODING_RAW, raw),
         (ENCODING_GAUSS, _with_check(arith.encode([int(c) for c in codes], arith.gaussian_cumulative(bits, latent_range)))),
@@ -138,6 +150,8 @@ def decode_payload(payload: bytes, encoding: int, n: int, bits: int, latent_rang
         codes = arith.decode(payload, n, cum)
         if arith.encode(codes, cum) != payload:  # only the canonical coding is valid
             raise InvcompError("corrupt payload (arithmetic-coded codes do not re-encode to the file)")
+        import numpy as np
+
         return np.asarray(codes, dtype=np.int64)
     if encoding == ENCODING_ZSTD:
         payload = _unzstd(payload, expected)
@@ -150,6 +164,8 @@ def _unzstd(payload: bytes, expected: int) -> bytes:
     Fed one byte at a time so that a hostile frame (a forged content size, RLE blocks) can never
     make more than one block of output beyond `expected`: zstd's one-shot decompress() would
     allocate whatever content size the frame header declares, ignoring max_output_size."""
+    import zstandard
+
     dctx = zstandard.ZstdDecompressor(format=zstandard.FORMAT_ZSTD1_MAGICLESS, max_window_size=_ZSTD_MAX_WINDOW)
     dobj = dctx.decompressobj()
     out = bytearray()

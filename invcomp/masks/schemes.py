@@ -20,9 +20,10 @@ import numpy as np
 
 from invcomp.errors import InvcompError
 from invcomp.formats import varint
+from invcomp.formats.icz import MASK_SCHEMES
 from invcomp.io.images import fit_to_square, read_image
 
-SCHEMES = ("center", "random", "block", "edges", "edges+random", "user")
+SCHEMES = MASK_SCHEMES  # the ids are the format's (invcomp.formats.icz)
 SCHEME_IDS = {name: i for i, name in enumerate(SCHEMES)}
 GUIDED = ("edges", "edges+random")  # positions derived from G(z)
 
