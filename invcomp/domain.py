@@ -34,7 +34,8 @@ AUTO = "auto"
 # 100 steps, 1 start, CPU; the means were 0.70-0.85 for airplanes32, 0.62-0.80 automobiles32,
 # 0.63-0.77 flowers32, 0.51-0.66 flowers64 from 2 to 6 bits). A fit below it is far outside the
 # model's usual band. The Kodak parrots (kodim23) through airplanes32 at 3 bits give 0.53. Bit
-# depths past the table use its nearest row (quality stops improving after 6 bits).
+# depths past the table use its nearest row (quality stops improving after 6 bits). Reproduce with
+# `python scripts/quality_floors.py --n 400` (results/quality_floors.{json,md}).
 QUALITY_FLOORS: dict[str, dict[int, float]] = {
     "airplanes32": {2: 0.512, 3: 0.621, 4: 0.656, 5: 0.665, 6: 0.668},
     "automobiles32": {2: 0.460, 3: 0.599, 4: 0.646, 5: 0.659, 6: 0.663},
