@@ -1,5 +1,6 @@
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +93,21 @@ def images() -> np.ndarray:
     base = rng.integers(0, 256, (3, 4, 4, 3)).astype(np.uint8)
     smooth = np.stack([np.asarray(Image.fromarray(b).resize((32, 32), Image.BILINEAR)) for b in base])
     return np.clip(smooth.astype(int) + rng.integers(-10, 11, smooth.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture()
+def no_network(monkeypatch):
+    """Any socket connection fails the test (data preparation is tested without the network)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "io"))
+    from fake_sources import refuse_network
+
+    refuse_network(monkeypatch)
+
+
+@pytest.fixture()
+def unchecked_md5(monkeypatch):
+    """torchvision's md5 checks off for the fake data sets (their contents differ from the real ones)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "io"))
+    from fake_sources import skip_md5
+
+    skip_md5(monkeypatch)

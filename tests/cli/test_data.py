@@ -12,19 +12,12 @@ from typer.testing import CliRunner
 from invcomp.cli import app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))
-from fake_sources import refuse_network, skip_md5, write_cifar  # noqa: E402
+from fake_sources import write_cifar  # noqa: E402
 
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    refuse_network(monkeypatch)
-
-
-@pytest.fixture()
-def unchecked_md5(monkeypatch):
-    skip_md5(monkeypatch)
+pytestmark = pytest.mark.usefixtures("no_network")  # fixtures in tests/conftest.py
 
 
 def test_failed_download_says_what_and_leaves_no_file(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ import pickle
 import numpy as np
 import pytest
 from conftest import data_file
-from fake_sources import mat_bytes, refuse_network, skip_md5, write_cifar, write_flowers
+from fake_sources import mat_bytes, write_cifar, write_flowers
 from PIL import Image
 from torchvision.datasets import CIFAR10
 
@@ -13,15 +13,7 @@ from invcomp.io import prepare as prep
 from invcomp.io.images import fit_to_square, read_image
 from invcomp.io.matfile import parse_mat
 
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    refuse_network(monkeypatch)
-
-
-@pytest.fixture()
-def unchecked_md5(monkeypatch):
-    skip_md5(monkeypatch)
+pytestmark = pytest.mark.usefixtures("no_network")  # fixtures in tests/conftest.py
 
 
 def test_cifar10_in_torchvisions_layout_to_npz(tmp_path, unchecked_md5):
