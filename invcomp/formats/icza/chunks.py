@@ -1,12 +1,16 @@
 """Records, chunks and segments of an .icza archive, to bytes and back (pure functions)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy is imported where codes are handled, so that `ls` stays fast
+    import numpy as np
+
 import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import zstandard
 
 from invcomp.errors import InvcompError
@@ -54,6 +58,8 @@ def decode_codes(payload: bytes, n: int, cum: tuple[int, ...]) -> np.ndarray:
     codes = arith.decode(payload, n, cum)
     if arith.encode(codes, cum) != payload:  # only the canonical coding is valid
         raise InvcompError("corrupt record (codes do not re-encode to the stored bytes)")
+    import numpy as np
+
     return np.asarray(codes, dtype=np.int64)
 
 

@@ -8,6 +8,11 @@ index reads, so opening an archive and extracting one image take the same time a
 A name the search does not find, or bytes no writer leaves, fall back to the full read."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy is imported where codes are handled, so that `ls` stays fast
+    import numpy as np
+
 import mmap
 import os
 import struct
@@ -15,8 +20,6 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from invcomp.errors import InvcompError
 from invcomp.formats.icz import MAX_BITS

@@ -1,11 +1,14 @@
 """Entropy tables of .icza segments: the N(0,1) prior or the segment's own level histogram."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy is imported where codes are handled, so that `ls` stays fast
+    import numpy as np
+
 import math
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-
-import numpy as np
 
 from invcomp.errors import InvcompError
 from invcomp.formats import arith, varint
@@ -53,6 +56,8 @@ def choose_table(counts: Sequence[int], bits: int, latent_range: float) -> tuple
 
 
 def level_counts(codes: Iterable[np.ndarray], bits: int) -> np.ndarray:
+    import numpy as np
+
     counts = np.zeros(1 << bits, np.int64)
     for c in codes:
         counts += np.bincount(np.asarray(c, np.int64), minlength=1 << bits)
@@ -61,6 +66,8 @@ def level_counts(codes: Iterable[np.ndarray], bits: int) -> np.ndarray:
 
 def zeroth_order_entropy_bits(counts: np.ndarray) -> float:
     """Total bits of the codes under their own empirical level distribution (the target bound)."""
+    import numpy as np
+
     counts = np.asarray(counts, np.float64)
     total = counts.sum()
     p = counts[counts > 0] / total

@@ -1,14 +1,17 @@
 """Writing .icza archives: crash-safe appends under a commit slot, and compacted rewrites."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy is imported where codes are handled, so that `ls` stays fast
+    pass
+
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from glob import escape as glob_escape
 from pathlib import Path
 from typing import BinaryIO
-
-import numpy as np
 
 from invcomp import files
 from invcomp.errors import InvcompError
@@ -119,6 +122,8 @@ def write_compacted(path: Path, header: ArchiveHeader, sources: Sequence[Archive
         if src.damaged():
             raise InvcompError(f"{src.path}: archive is damaged; run `invcomp verify`")
     where: list[tuple[bytes, int, str]] = []
+    import numpy as np
+
     counts = np.zeros(1 << header.bits, np.int64)
     for k, src in enumerate(sources):
         for rec in src.records():
