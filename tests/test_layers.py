@@ -61,7 +61,9 @@ def test_header_commands_do_not_import_torch(args):
     code = ("import sys\nfrom typer.testing import CliRunner\nfrom invcomp.cli import app\n"
             f"r = CliRunner().invoke(app, {args!r})\n"
             "assert r.exit_code == 0, r.output\n"
-            "print('torch' in sys.modules)")
+            "print('torch' in sys.modules, 'numpy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    torch, numpy = out.stdout.strip().splitlines()[-1].split()
+    assert torch == "False"
+    assert numpy == ("True" if args[0] == "verify" else "False")  # verify decodes every image's codes
