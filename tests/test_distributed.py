@@ -103,7 +103,8 @@ def test_train_on_two_processes_then_resume_on_one(tmp_path, monkeypatch):
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("trained 1 epochs on 2 processes") == 1  # rank 0 alone prints
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
-    assert written == ["d.npz", "out/g.encoder.pt", "out/g.pt", "wd/checkpoint.pt", "wd/log.jsonl",
+    assert written == ["d.npz", "out/g.best.encoder.pt", "out/g.best.pt", "out/g.encoder.pt", "out/g.pt",
+                       "wd/checkpoint.pt", "wd/log.jsonl",
                        "wd/samples/epoch_001.png"]
     records = [json.loads(line) for line in (tmp_path / "wd" / "log.jsonl").read_text().splitlines()]
     assert [(x["epoch"], x["world_size"]) for x in records] == [(1, 2)]  # one record: only rank 0 appended

@@ -25,6 +25,8 @@ def train(
     minutes: Optional[float] = typer.Option(None, help="stop after the epoch that passes this many minutes"),
     work_dir: Optional[Path] = typer.Option(None, help="checkpoints, samples and log (default runs/<name>)"),
     resume: bool = typer.Option(False, help="continue from the work dir's checkpoint"),
+    init: Optional[str] = typer.Option(None, help="start from this model's generator and encoder (name, NAME@VERSION "
+                                       "or .pt path) with a fresh discriminator"),
     seed: int = typer.Option(0),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
@@ -44,6 +46,7 @@ def train(
     from invcomp.models.device import pick_device
     from invcomp.models.nets import NetConfig
     from invcomp.models.train import TrainConfig, Trainer
+    from invcomp.models.zoo import resolve_model
 
     if threads:
         torch.set_num_threads(threads)
@@ -63,6 +66,11 @@ def train(
                 typer.echo(f"resumed at epoch {trainer.epoch}", err=True)
         elif trainer.checkpoint_path.exists():
             fail(f"{trainer.checkpoint_path} exists: pass --resume to continue or choose another --work-dir")
+        elif init:
+            start = resolve_model(init)
+            trainer.warm_start(start.generator, start.encoder)
+            if main:
+                typer.echo(f"starting from {init}", err=True)
         bar = (Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
                if main else contextlib.nullcontext())

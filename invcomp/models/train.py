@@ -94,6 +94,7 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
         self.epoch = 0
         self.elapsed = 0.0
+        self.best_val = -1.0  # the best held-out SSIM so far (its weights are exported to best_path(out))
         self.rank, self.world = distributed.rank(), distributed.world_size()
         self.ddp = distributed.active()
         if cfg.batch_size % self.world:
@@ -131,6 +132,7 @@ class Trainer:
             "config": json.dumps(asdict(self.cfg)),
             "epoch": self.epoch,
             "elapsed": self.elapsed,
+            "best_val": self.best_val,
             "G": self.G.state_dict(),
             "D": self.D.state_dict(),
             "E": self.E.state_dict() if self.E else {},
@@ -154,6 +156,19 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         torch.set_rng_state(state["rng"].cpu())
         self.epoch, self.elapsed = int(state["epoch"]), float(state["elapsed"])
+        self.best_val = float(state.get("best_val", -1.0))
+
+    def warm_start(self, generator: torch.nn.Module, encoder: torch.nn.Module | None) -> None:
+        """Start from a published model's generator and encoder (a fresh discriminator and optimisers):
+        how a run continues across machines where only the published weights survive, not the checkpoint."""
+        if generator.cfg != self.cfg.net:
+            raise InvcompError("--init: the model's network configuration differs from the one asked for "
+                               f"({generator.cfg} vs {self.cfg.net})")
+        self.G.load_state_dict(generator.state_dict(), strict=True)
+        if self.E is not None:
+            if encoder is None:
+                raise InvcompError("--init: the model has no encoder, which the aegan recipe needs")
+            self.E.load_state_dict(encoder.state_dict(), strict=True)
 
     # --- training ---------------------------------------------------------------
     def _batch(self, idx: torch.Tensor) -> torch.Tensor:
@@ -222,12 +237,13 @@ class Trainer:
         self.G.train()
         return image_grid(samples, 8)
 
-    def export(self) -> dict[str, str]:
+    def export(self, out: Path | None = None) -> dict[str, str]:
+        out = out or self.out
         self.G.eval()
-        hashes = {"generator": save_weights(self.out, "generator", self.G, self.cfg.net)}
+        hashes = {"generator": save_weights(out, "generator", self.G, self.cfg.net)}
         if self.E:
             self.E.eval()
-            hashes["encoder"] = save_weights(encoder_path(self.out), "encoder", self.E, self.cfg.net)
+            hashes["encoder"] = save_weights(encoder_path(out), "encoder", self.E, self.cfg.net)
             self.E.train()
         self.G.train()
         return hashes
@@ -275,6 +291,10 @@ class Trainer:
                     write_png(self.work_dir / "samples" / f"epoch_{self.epoch:03d}.png", self.sample_grid())
                     self.save_checkpoint()
                     record.update(self.export())
+                    if record.get("val_ssim", -1.0) > self.best_val:  # the best held-out epoch, kept beside the last
+                        self.best_val = record["val_ssim"]
+                        record["best"] = True
+                        self.export(best_path(self.out))
                     with open(log, "a") as f:
                         f.write(json.dumps(record) + "\n")
                 except (InvcompError, OSError) as e:
@@ -293,3 +313,7 @@ class Trainer:
 
 def encoder_path(generator_path: Path) -> Path:
     return generator_path.with_name(generator_path.stem + ".encoder.pt")
+
+
+def best_path(generator_path: Path) -> Path:
+    return generator_path.with_name(generator_path.stem + ".best.pt")
