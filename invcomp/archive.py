@@ -26,6 +26,7 @@ from invcomp.errors import InvcompError
 from invcomp.files import fsync_dir, write_atomic, write_error
 from invcomp.formats import icza
 from invcomp.inversion.invert import InversionConfig
+from invcomp.io.images import resize_to
 from invcomp.io.sources import Item, list_sources, read_batches
 from invcomp.models.registry import model_for_sha256, not_installed
 
@@ -110,10 +111,16 @@ def append_batches(path: Path, codec: Codec, cfg: InversionConfig, items: Sequen
     """Invert `items` a batch at a time and append each batch as one committed segment; returns
     how many images were appended."""
     done = 0
-    for batch, pixels in read_batches(items, batch_size, codec.resolution, skip_unreadable, notes):
+    with icza.ArchiveReader(path, index=False) as r:
+        version = r.header.version
+    for batch, pixels, sizes in read_batches(items, batch_size, codec.resolution, skip_unreadable, notes):
         codes = codec.fit_codes(np.stack(pixels), cfg)
-        records = [icza.Record(it.name, c) for it, c in zip(batch, codes)]
-        segment = icza.encode_segment(records, cfg.bits, float(codec.model.config.latent_range))
+        if version < 2 and any(sizes):
+            notes(f"{path.name} is a version {version} archive, which stores no original sizes: `unpack --original-size` "
+                  "will give these images at the model's size (`invcomp merge` rewrites it in the current version)")
+            sizes = [None] * len(sizes)
+        records = [icza.Record(it.name, c, size) for it, c, size in zip(batch, codes, sizes)]
+        segment = icza.encode_segment(records, cfg.bits, float(codec.model.config.latent_range), version=version)
         icza.append_segment(path, segment, len(records))
         done += len(records)
         advance(len(records))
@@ -271,7 +278,8 @@ def merge(inputs: Sequence[Path], out: Path, force: bool = False, progress: Prog
                 raise InvcompError(f"{r.path} differs from {readers[0].path} in {', '.join(diff)}; "
                                    "only archives of the same model and settings merge")
         t0 = time.perf_counter()
-        icza.write_compacted(out, first, readers, progress=_counter(progress, sum(len(r) for r in readers)))
+        icza.write_compacted(out, dataclasses.replace(first, version=icza.VERSION), readers,
+                             progress=_counter(progress, sum(len(r) for r in readers)))
     finally:
         for r in readers:
             r.close()
@@ -389,12 +397,14 @@ class Extracted:
     name: str
     pixels: np.ndarray | None
     error: str = ""
+    original_size: tuple[int, int] | None = None  # (width, height) before fitting, when the archive stores it
 
 
 def extract(reader: icza.ArchiveReader, names: Sequence[str] | None = None, model: str | None = None,
-            device: str = "auto") -> Iterator[Extracted]:
+            device: str = "auto", original_size: bool = False) -> Iterator[Extracted]:
     """Decode images of an open archive (all, or some by name, each read alone) one at a time,
-    exactly as `Codec.decompress` decodes a file (a batch of one)."""
+    exactly as `Codec.decompress` decodes a file (a batch of one); `original_size` resizes an
+    image to the size it had before fitting, where the archive stores one."""
     wanted = list(names) if names else reader.names()
     missing = [n for n in wanted if n not in reader]
     if missing:
@@ -406,4 +416,8 @@ def extract(reader: icza.ArchiveReader, names: Sequence[str] | None = None, mode
         except InvcompError as e:
             yield Extracted(name, None, str(e))
             continue
-        yield Extracted(name, codec.decode_codes(codes[None], reader.header.bits)[0])
+        pixels = codec.decode_codes(codes[None], reader.header.bits)[0]
+        size = reader.original_size(name)
+        if original_size and size:
+            pixels = resize_to(pixels, *size)
+        yield Extracted(name, pixels, original_size=size)

@@ -120,6 +120,23 @@ def main() -> None:
             shutil.copy(png, out / f"airplanes32_samples.{png.name}")
             pictures[png.stem] = {"decoded": f"airplanes32_samples.{png.name}", "pixels_sha256": sha256_png(png)}
         entries.append({"file": icza.name, "model": "airplanes32", "made_with": "pack of 12 samples", "pictures": pictures})
+        if "--original-size" in subprocess.run([sys.executable, "-m", "invcomp", "unpack", "--help"], env=env,
+                                               capture_output=True, text=True).stdout:  # archives of version 2
+            sized = tmp / "sized"
+            sized.mkdir()
+            for i, im in enumerate(sample_images("flowers32", 3, 17)):
+                img = Image.fromarray(im)
+                (img.resize((48, 40), Image.LANCZOS) if i == 1 else img).save(sized / f"flower_{i}.png")
+            icza = out / "flowers32_original_sizes.icza"
+            run(["pack", str(sized), "-o", str(icza), "-m", "flowers32", "--device", "cpu"], env)
+            unpacked = tmp / "unpacked_sized"
+            run(["unpack", str(icza), "-o", str(unpacked), "--device", "cpu", "--original-size"], env)
+            pictures = {}
+            for png in sorted(unpacked.glob("*.png")):
+                shutil.copy(png, out / f"flowers32_original_sizes.{png.name}")
+                pictures[png.stem] = {"decoded": f"flowers32_original_sizes.{png.name}", "pixels_sha256": sha256_png(png)}
+            entries.append({"file": icza.name, "model": "flowers32", "original_size": True, "pictures": pictures,
+                            "made_with": "pack of 3 samples, one enlarged to 48x40; unpack --original-size"})
     manifest = {"release": args.release, "made_by": "scripts/make_vectors.py", "files": entries}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"{len(entries)} vectors -> {out}")

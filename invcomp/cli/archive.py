@@ -116,6 +116,8 @@ def unpack(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="output folder (default: beside the archive, named after it)"),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="custom generator .pt (default: from the archive)"),
     device: str = typer.Option("auto"),
+    original_size: bool = typer.Option(False, "--original-size", help="resize each image to the size it had before "
+                                       "packing (archives of version 2 store it)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Decode images of an archive to PNG files (NAME.png, folders as in the names);
@@ -128,7 +130,10 @@ def unpack(
     from invcomp.formats.icza import open_archive
 
     with open_archive(archive_path) as r, ProgressBar("unpack", len(names) if names else len(r)) as bar:
-        for item in archive.extract(r, names, model, device):
+        if original_size and r.header.version < 2:
+            typer.echo(f"invcomp: note: {archive_path} is a version {r.header.version} archive, which stores no original "
+                       "sizes: images are written at the model's size", err=True)
+        for item in archive.extract(r, names, model, device, original_size):
             if item.pixels is None:
                 damaged.append(item.name)
                 typer.echo(f"invcomp: warning: {item.error}", err=True)

@@ -135,11 +135,11 @@ def list_sources(sources: Sequence[Path]) -> list[Item]:
 
 
 def read_batches(items: Sequence[Item], batch_size: int, resolution: int, skip_unreadable: bool,
-                 notes: Callable[[str], None]) -> Iterator[tuple[list[Item], list[np.ndarray]]]:
-    """(items, pixels at the model's size) a batch at a time."""
+                 notes: Callable[[str], None]) -> Iterator[tuple[list[Item], list[np.ndarray], list[tuple[int, int] | None]]]:
+    """(items, pixels at the model's size, original (width, height) where that differs) a batch at a time."""
     npz: dict[Path, NpzRows] = {}
     try:
-        batch: list[tuple[Item, np.ndarray]] = []
+        batch: list[tuple[Item, np.ndarray, tuple[int, int] | None]] = []
         for it in items:
             try:
                 if it.row >= 0:
@@ -157,14 +157,16 @@ def read_batches(items: Sequence[Item], batch_size: int, resolution: int, skip_u
                 notes(f"skipped {e}")
                 continue
             h, w = pixels.shape[:2]
+            size = None
             if (h, w) != (resolution, resolution):
                 notes(f"{it.where()}: {w}x{h} centre-cropped and resized to {resolution}x{resolution}")
-            batch.append((it, fit_to_square(pixels, resolution)))
+                size = (w, h)
+            batch.append((it, fit_to_square(pixels, resolution), size))
             if len(batch) == batch_size:
-                yield [b[0] for b in batch], [b[1] for b in batch]
+                yield tuple(map(list, zip(*batch)))
                 batch = []
         if batch:
-            yield [b[0] for b in batch], [b[1] for b in batch]
+            yield tuple(map(list, zip(*batch)))
     finally:
         for rows in npz.values():
             rows.close()

@@ -6,13 +6,14 @@ import json
 import math
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from invcomp.errors import InvcompError
 from invcomp.formats import varint
 from invcomp.formats.icz import MAX_BITS, MIN_BITS
 
-VERSION = 1
+VERSION = 2  # what writers write; version 1 archives are read, and `add` appends to them in version 1
+VERSIONS = (1, 2)  # version 2: chunk indexes carry record flags (bit 0: the image's original size follows)
 MAGIC_HEADER, MAGIC_SLOT, MAGIC_SEGMENT, MAGIC_CHUNK = b"ICZA", b"ICZM", b"ICZS", b"ICZC"
 CHUNK_RECORDS = 128  # records per chunk: a damaged chunk index costs at most this many images
 MAX_CHUNK_RECORDS = 4096  # format limit, so that a chunk index never needs more than ~4 MB
@@ -94,6 +95,7 @@ class ArchiveHeader:
     latent_range: float
     bits: int
     config: str  # the inversion settings as canonical JSON (sorted keys)
+    version: int = field(default=VERSION, compare=False)  # the layout, not the settings: archives of both join
 
     def __post_init__(self) -> None:
         if len(self.model_sha256) != 64 or any(c not in "0123456789abcdef" for c in self.model_sha256):
@@ -104,6 +106,8 @@ class ArchiveHeader:
             raise InvcompError("corrupt archive header (latent size or resolution)")
         if not (math.isfinite(self.latent_range) and self.latent_range > 0):
             raise InvcompError("corrupt archive header (latent range)")
+        if self.version not in VERSIONS:
+            raise InvcompError(f"unsupported .icza version {self.version}")
 
     @property
     def fingerprint(self) -> bytes:
@@ -119,15 +123,16 @@ def canonical_config(config: dict) -> str:
 
 def encode_header(h: ArchiveHeader) -> bytes:
     name, cfg = h.model_name.encode("utf-8"), h.config.encode("utf-8")
-    payload = (bytes([VERSION]) + bytes.fromhex(h.model_sha256)
+    payload = (bytes([h.version]) + bytes.fromhex(h.model_sha256)
                + struct.pack("<HHdB", h.resolution, h.latent_dim, h.latent_range, h.bits)
                + varint.encode(len(name)) + name + varint.encode(len(cfg)) + cfg)
     return block(MAGIC_HEADER, payload)
 
 
 def decode_header(payload: bytes) -> ArchiveHeader:
-    if not payload or payload[0] != VERSION:
-        raise InvcompError(f"unsupported .icza version {payload[0] if payload else '?'} (this invcomp reads version {VERSION})")
+    if not payload or payload[0] not in VERSIONS:
+        raise InvcompError(f"unsupported .icza version {payload[0] if payload else '?'} (this invcomp reads versions "
+                           f"{', '.join(map(str, VERSIONS))}; a later release may read it)")
     if len(payload) < 1 + 32 + 13:
         raise InvcompError("corrupt archive header (too short)")
     sha = payload[1:33].hex()
@@ -140,7 +145,7 @@ def decode_header(payload: bytes) -> ArchiveHeader:
     if pos + n != len(payload):
         raise InvcompError("corrupt archive header (length mismatch)")
     try:
-        header = ArchiveHeader(sha, name.decode("utf-8"), res, dim, rng, bits, cfg.decode("utf-8"))
+        header = ArchiveHeader(sha, name.decode("utf-8"), res, dim, rng, bits, cfg.decode("utf-8"), payload[0])
         json.loads(header.config)
     except (UnicodeDecodeError, ValueError):
         raise InvcompError("corrupt archive header (text fields)") from None

@@ -26,6 +26,7 @@ from invcomp.formats.icza.blocks import (
     MAX_CHUNK_RECORDS,
     MAX_NAME_BYTES,
     SLOT_BYTES,
+    VERSION,
     ArchiveHeader,
     Slot,
     block,
@@ -42,6 +43,11 @@ from invcomp.formats.icza.tables import choose_table, level_counts, table_cumula
 class Record:
     name: str
     codes: np.ndarray  # (latent_dim,) int64, each < 2**bits
+    size: tuple[int, int] | None = None  # (width, height) the image had before it was fitted, if that differs
+
+Size = tuple[int, int] | None
+FLAG_SIZE = 1  # record flag bit 0: the original size follows in the sizes column
+MAX_SIDE = 65535
 
 
 def record_check(name: bytes, payload: bytes) -> int:
@@ -130,19 +136,34 @@ def decode_names(raw: bytes, count: int) -> tuple[list[bytes], int]:
     return names, pos
 
 
-def encode_chunk(records: Sequence[Record], cum: tuple[int, ...]) -> bytes:
-    """One chunk block: a zstd-compressed index (names, payload lengths, 16-bit checks;
-    column by column) followed by the records' arithmetic-coded codes."""
-    return encode_chunk_payloads([r.name for r in records], [encode_codes(r.codes, cum) for r in records])
+def encode_chunk(records: Sequence[Record], cum: tuple[int, ...], version: int = VERSION) -> bytes:
+    """One chunk block: a zstd-compressed index (names, payload lengths, 16-bit checks, and in
+    version 2 record flags and original sizes; column by column) followed by the records'
+    arithmetic-coded codes."""
+    return encode_chunk_payloads([r.name for r in records], [encode_codes(r.codes, cum) for r in records],
+                                 [r.size for r in records], version)
 
 
-def encode_chunk_payloads(names: Sequence[str], payloads: Sequence[bytes]) -> bytes:
+def _encode_sizes(sizes: Sequence[Size]) -> bytes:
+    flags = b"".join(varint.encode(FLAG_SIZE if s else 0) for s in sizes)
+    for s in sizes:
+        if s and not all(1 <= v <= MAX_SIDE for v in s):
+            raise InvcompError(f"original size {s[0]}x{s[1]} out of range (1..{MAX_SIDE})")
+    return flags + b"".join(varint.encode(s[0]) + varint.encode(s[1]) for s in sizes if s)
+
+
+def encode_chunk_payloads(names: Sequence[str], payloads: Sequence[bytes], sizes: Sequence[Size] | None = None,
+                          version: int = VERSION) -> bytes:
     """The chunk block of records whose codes are already coded (`encode_codes`)."""
+    sizes = list(sizes) if sizes is not None else [None] * len(names)
     raws = [n.encode("utf-8") for n in names]
     lengths = b"".join(varint.encode(len(p)) for p in payloads)
     checks = b"".join(struct.pack("<H", record_check(n, p)) for n, p in zip(raws, payloads))
+    if version == 1 and any(sizes):
+        raise InvcompError("a version 1 archive cannot store original sizes")
+    extra = _encode_sizes(sizes) if version >= 2 else b""
     index = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=False, write_content_size=True).compress(
-        encode_names(raws) + lengths + checks)
+        encode_names(raws) + lengths + checks + extra)
     head = _CHUNK.pack(len(payloads), len(index), zlib.crc32(index))
     return block(MAGIC_CHUNK, head + index + b"".join(payloads))
 
@@ -153,6 +174,10 @@ class ChunkIndex:
     lengths: tuple[int, ...]
     checks: tuple[int, ...]
     data_offset: int  # file offset of the first record's codes
+    sizes: tuple[Size, ...] = ()  # original sizes (version 2; empty when no record has one)
+
+    def size(self, i: int) -> Size:
+        return self.sizes[i] if self.sizes else None
 
     def offsets(self) -> list[int]:
         out, pos = [], self.data_offset
@@ -162,12 +187,13 @@ class ChunkIndex:
         return out
 
 
-def decode_chunk_index(index: bytes, count: int, max_data: int) -> tuple[list[str], list[int], list[int]]:
-    """Names, payload lengths and checks from a chunk's compressed index; every size is
-    checked against what the chunk can hold before anything is allocated."""
+def decode_chunk_index(index: bytes, count: int, max_data: int,
+                       version: int = VERSION) -> tuple[list[str], list[int], list[int], list[Size]]:
+    """Names, payload lengths, checks and original sizes from a chunk's compressed index; every
+    size is checked against what the chunk can hold before anything is allocated."""
     if not 1 <= count <= MAX_CHUNK_RECORDS:
         raise InvcompError("corrupt chunk index (record count)")
-    bound = count * (2 * 5 + MAX_NAME_BYTES + 5 + 2)
+    bound = count * (2 * 5 + MAX_NAME_BYTES + 5 + 2 + (1 + 2 * 3 if version >= 2 else 0))
     try:
         params = zstandard.get_frame_parameters(index)
         if params.content_size > bound:
@@ -186,10 +212,29 @@ def decode_chunk_index(index: bytes, count: int, max_data: int) -> tuple[list[st
     for _ in range(count):
         n, pos = read_varint(raw, pos, max_data)
         lengths.append(n)
-    if pos + 2 * count != len(raw) or sum(lengths) != max_data:
+    if pos + 2 * count > len(raw) or sum(lengths) != max_data:
         raise InvcompError("corrupt chunk index (sizes do not add up)")
     checks = list(struct.unpack_from(f"<{count}H", raw, pos))
-    return names, lengths, checks
+    pos += 2 * count
+    sizes: list[Size] = [None] * count
+    if version >= 2:
+        flags = []
+        for _ in range(count):
+            f, pos = read_varint(raw, pos, 1 << 20)
+            if f & ~FLAG_SIZE:
+                raise InvcompError(f"chunk index has record flags {f} that this invcomp does not know (a later release "
+                                   "may read it)")
+            flags.append(f)
+        for i, f in enumerate(flags):
+            if f & FLAG_SIZE:
+                w, pos = read_varint(raw, pos, MAX_SIDE)
+                h, pos = read_varint(raw, pos, MAX_SIDE)
+                if not (w and h):
+                    raise InvcompError("corrupt chunk index (original size 0)")
+                sizes[i] = (w, h)
+    if pos != len(raw):
+        raise InvcompError("corrupt chunk index (sizes do not add up)")
+    return names, lengths, checks, sizes
 
 
 def encode_segment_header(records: int, chunks: int, body: int, kind: int, table: bytes) -> bytes:
@@ -197,14 +242,15 @@ def encode_segment_header(records: int, chunks: int, body: int, kind: int, table
     return one + one  # two copies: the table is needed by every record of the segment
 
 
-def encode_segment(records: Sequence[Record], bits: int, latent_range: float, chunk_records: int = CHUNK_RECORDS) -> bytes:
+def encode_segment(records: Sequence[Record], bits: int, latent_range: float, chunk_records: int = CHUNK_RECORDS,
+                   version: int = VERSION) -> bytes:
     """A whole segment (records sorted by name) in memory; used per batch and in tests."""
     if not 1 <= chunk_records <= MAX_CHUNK_RECORDS:
         raise InvcompError(f"chunk size must be 1..{MAX_CHUNK_RECORDS}")
     records = sorted(records, key=lambda r: name_key(r.name))
     kind, table = choose_table(level_counts((r.codes for r in records), bits), bits, latent_range)
     cum = table_cumulative(kind, table, bits, latent_range)
-    chunks = [encode_chunk(records[i : i + chunk_records], cum) for i in range(0, len(records), chunk_records)]
+    chunks = [encode_chunk(records[i : i + chunk_records], cum, version) for i in range(0, len(records), chunk_records)]
     body = b"".join(chunks)
     return encode_segment_header(len(records), len(chunks), len(body), kind, table) + body
 
@@ -220,6 +266,6 @@ def build_archive(header: ArchiveHeader, records: Sequence[Record], chunk_record
     """A complete single-segment archive in memory: exactly what `pack` and `merge` write."""
     h = encode_header(header)
     start = 2 * len(h) + 2 * SLOT_BYTES
-    seg = encode_segment(records, header.bits, header.latent_range, chunk_records) if records else b""
+    seg = encode_segment(records, header.bits, header.latent_range, chunk_records, header.version) if records else b""
     return (h + h + encode_slot(Slot(1, start + len(seg), 1 if records else 0, len(records)))
             + encode_slot(Slot(0, start, 0, 0)) + seg)

@@ -275,10 +275,12 @@ class ArchiveReader:
         if zlib.crc32(index) != index_crc:
             return None
         try:
-            names, lengths, checks = decode_chunk_index(index, count, block_end - 4 - index_start - index_len)
+            names, lengths, checks, sizes = decode_chunk_index(index, count, block_end - 4 - index_start - index_len,
+                                                               self.header.version)
         except InvcompError:
             return None
-        return Chunk(pos, segment, ChunkIndex(tuple(names), tuple(lengths), tuple(checks), index_start + index_len), block_end)
+        return Chunk(pos, segment, ChunkIndex(tuple(names), tuple(lengths), tuple(checks), index_start + index_len,
+                                              tuple(sizes) if any(sizes) else ()), block_end)
 
     def _locate_damage(self, chunk: Chunk) -> None:
         bad = [n for n, off, ln, chk in zip(chunk.index.names, chunk.index.offsets(), chunk.index.lengths, chunk.index.checks)
@@ -407,6 +409,13 @@ class ArchiveReader:
             raise InvcompError(f"{self.path}: no image named {name!r}")
         return self._decode(*found)
 
+    def original_size(self, name: str) -> tuple[int, int] | None:
+        """The (width, height) the image had before fitting, when the archive stores one (version 2)."""
+        found = self._locate(name)
+        if found is None:
+            raise InvcompError(f"{self.path}: no image named {name!r}")
+        return found[0].index.size(found[1])
+
     def payload(self, name: str) -> tuple[bytes, tuple[int, ...]]:
         """One image's coded bytes (its record check verified) and the table they are coded under:
         what a rewrite under the same table copies instead of decoding and coding again."""
@@ -425,7 +434,7 @@ class ArchiveReader:
         for chunk in self.chunks():
             for i, name in enumerate(chunk.index.names):
                 try:
-                    yield Record(name, self._decode(chunk, i))
+                    yield Record(name, self._decode(chunk, i), chunk.index.size(i))
                 except InvcompError:
                     if not skip_damaged:
                         raise

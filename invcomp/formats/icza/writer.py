@@ -121,14 +121,14 @@ def write_compacted(path: Path, header: ArchiveHeader, sources: Sequence[Archive
     for src in sources:
         if src.damaged():
             raise InvcompError(f"{src.path}: archive is damaged; run `invcomp verify`")
-    where: list[tuple[bytes, int, str]] = []
+    where: list[tuple[bytes, int, str, tuple[int, int] | None]] = []
     import numpy as np
 
     counts = np.zeros(1 << header.bits, np.int64)
     for k, src in enumerate(sources):
         for rec in src.records():
             counts += np.bincount(rec.codes, minlength=1 << header.bits)
-            where.append((name_key(rec.name), k, rec.name))
+            where.append((name_key(rec.name), k, rec.name, rec.size))
     where.sort()
     for a, b in zip(where, where[1:]):
         if a[0] == b[0]:
@@ -156,13 +156,14 @@ def _write_segment_file(path: Path, header: ArchiveHeader, sources: Sequence[Arc
         f.write(b"\0" * (start + seg_header_len))
         body, nchunks = 0, 0
         for i in range(0, len(where), chunk_records):
-            names = [name for _, _, name in where[i : i + chunk_records]]
-            data = encode_chunk_payloads(names, [_payload(sources[k], name, cum) for _, k, name in where[i : i + chunk_records]])
+            part = where[i : i + chunk_records]
+            data = encode_chunk_payloads([w[2] for w in part], [_payload(sources[k], name, cum) for _, k, name, _ in part],
+                                         [w[3] for w in part], header.version)
             f.write(data)
             body += len(data)
             nchunks += 1
             if progress:
-                progress(len(names))
+                progress(len(part))
         seg = encode_segment_header(len(where), nchunks, body, kind, table) if where else b""
         f.seek(0)
         f.write(h + h + encode_slot(Slot(1, start + len(seg) + body, 1 if where else 0, len(where)))
