@@ -21,10 +21,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from invcomp.enhance.choose import Base, Target, choose_enhanced, layered
+from invcomp.enhance.parts import apply_parts
+from invcomp.enhance.residual import to_pixels
 from invcomp.errors import InvcompError
-from invcomp.formats.icz import Header, decode_file, encode_file, unpack_header
+from invcomp.formats.icz import VERSION_PARTS, Header, decode_file, encode_file, split_file, unpack_header, with_parts
 from invcomp.inversion.invert import InversionConfig, invert, invert_rates
-from invcomp.inversion.rate import OPERATING_BITS, Candidate, Choice, choose
+from invcomp.inversion.rate import OPERATING_BITS, Candidate, Choice
 from invcomp.inversion.render import render
 from invcomp.io.images import fit_to_square, read_image, resize_to, to_rgb8
 from invcomp.masks.inpaint import MaskOptions, compress_masked
@@ -58,23 +61,32 @@ def as_rgb8(image: ImageLike) -> np.ndarray:
 @dataclass(frozen=True)
 class FitOptions:
     """How `Codec.choose_files` chooses each file: the inversion settings, an optional per-image target
-    (the cheapest operating point with SSIM >= target_ssim, the best within max_bytes), and
-    optional kept pixels (masks). Targets and masks do not combine yet."""
+    (the cheapest file with SSIM >= target_ssim and PSNR >= target_psnr, the best `metric` within
+    max_bytes; base bits and enhancement parts chosen jointly unless enhance is False), a preset's
+    fixed enhancement step, and optional kept pixels (masks). Targets and masks do not combine yet."""
 
     inversion: InversionConfig
     target_ssim: float | None = None
     max_bytes: int | None = None
     mask: MaskOptions | None = None
+    target_psnr: float | None = None
+    metric: str = "ssim"
+    layers: int = 1  # enhancement parts per file (each twice as fine as the one before; `trim` cuts between them)
+    enhance: bool = True
+    part_step: int | None = None  # quality presets above the base's: one part at this step index
 
     def __post_init__(self) -> None:
-        if self.targeted:
-            if self.mask is not None:
-                raise InvcompError("--target-ssim/--max-bytes cannot be combined with masks yet")
-            choose([Candidate(2, b"", 0.0, 0.0)], self.target_ssim, self.max_bytes)  # validates the targets
+        Target(self.max_bytes, self.target_ssim, self.target_psnr, self.metric, self.layers)  # checks the values
+        if self.targeted and self.mask is not None:
+            raise InvcompError("--target-ssim/--target-psnr/--max-bytes cannot be combined with masks yet")
+
+    @property
+    def target(self) -> Target:
+        return Target(self.max_bytes, self.target_ssim, self.target_psnr, self.metric, self.layers)
 
     @property
     def targeted(self) -> bool:
-        return self.target_ssim is not None or self.max_bytes is not None
+        return self.target_ssim is not None or self.max_bytes is not None or self.target_psnr is not None
 
 
 class Codec:
@@ -185,7 +197,9 @@ class Codec:
         cfg = options.inversion
         if options.targeted:
             found = self.compress_candidates(images, OPERATING_BITS, cfg, batch_size, progress)
-            return [choose(c, options.target_ssim, options.max_bytes) for c in found]
+            originals = [self.prepare(im)[0] for im in images]
+            return [choose_enhanced(x, [Base(c.bits, c.data, self.decompress(c.data)) for c in cands], options.target,
+                                    options.enhance) for x, cands in zip(originals, found)]
         if options.mask is not None:
             files = self.compress_masked(images, options.mask, cfg, user_masks, batch_size, progress)
             decoded = np.stack([self.decompress(f) for f in files])
@@ -196,6 +210,10 @@ class Codec:
             decoded = np.concatenate([self.decode_codes(codes[i : i + batch_size], cfg.bits)
                                       for i in range(0, len(codes), batch_size)])
         originals = np.stack([self.prepare(im)[0] for im in images])
+        if options.part_step is not None:  # a preset with enhancement: one part at a fixed step on each file
+            enhanced = [layered(x, d, options.part_step, options.layers) for x, d in zip(originals, decoded)]
+            files = [with_parts(f, found) for f, (found, _) in zip(files, enhanced)]
+            decoded = np.stack([to_pixels(recon) for _, recon in enhanced])
         psnr, ssim = image_quality(originals, decoded)
         return [Choice(Candidate(cfg.bits, f, float(p), float(s)), True) for f, p, s in zip(files, psnr, ssim)]
 
@@ -208,6 +226,8 @@ class Codec:
             from invcomp.masks.extension import apply_extension
 
             pixels = apply_extension(header.extension, pixels)
+        if header.version == VERSION_PARTS:  # enhancement parts: what G(z) missed
+            pixels = apply_parts(pixels, split_file(data)[2])
         if original_size and header.original_size:
             pixels = resize_to(pixels, *header.original_size)
         return pixels
@@ -258,18 +278,24 @@ MaskLike = Union[str, os.PathLike, np.ndarray, Image.Image]
 def fit_options(config: InversionConfig, quality: int | None = None, target_ssim: float | None = None,
                 max_bytes: int | None = None, mask_scheme: str | None = None, keep: float = 0.05, user_mask: bool = False,
                 drop_outside: bool = False, assist_bits: int = 4, loss: str = "ssim+mse",
-                bits_given: bool = False) -> FitOptions:
+                bits_given: bool = False, target_psnr: float | None = None, metric: str = "ssim", layers: int = 1,
+                enhance: bool = True) -> FitOptions:
     """FitOptions from the rate, target and mask options of `fit` (the API's and the command's), with
     the command's checks: one of bits / quality / targets, masks not combined with targets."""
-    from invcomp.inversion.rate import bits_for_quality
+    from invcomp.enhance.presets import preset
     from invcomp.masks.inpaint import mask_options
 
-    if bits_given + (quality is not None) + (target_ssim is not None or max_bytes is not None) > 1:
-        raise InvcompError("give at most one of --bits, --quality, and --target-ssim/--max-bytes")
+    targeted = target_ssim is not None or max_bytes is not None or target_psnr is not None
+    if bits_given + (quality is not None) + targeted > 1:
+        raise InvcompError("give at most one of --bits, --quality, and --target-ssim/--target-psnr/--max-bytes")
+    step = None
     if quality is not None:
-        config = replace(config, bits=bits_for_quality(quality))
+        bits, step = preset(quality)
+        config = replace(config, bits=bits)
+    if (step is not None or layers > 1) and (mask_scheme is not None or user_mask):
+        raise InvcompError("enhancement parts (--quality above the base presets, --layers) cannot be combined with masks yet")
     masks = mask_options(mask_scheme, keep, user_mask, drop_outside, assist_bits, loss, config.seed)
-    return FitOptions(config, target_ssim, max_bytes, masks)
+    return FitOptions(config, target_ssim, max_bytes, masks, target_psnr, metric, layers, enhance, step)
 
 
 def user_masks_for(mask: MaskLike, images: Sequence[np.ndarray], resolution: int) -> list[np.ndarray]:
@@ -298,12 +324,15 @@ def compress_batch(images: Sequence[ImageLike], model: ModelLike = DEFAULT_MODEL
                    batch_size: int = 64, *, quality: int | None = None, target_ssim: float | None = None,
                    max_bytes: int | None = None, mask: MaskLike | None = None, mask_scheme: str | None = None,
                    keep: float = 0.05, assist_bits: int = 4, loss: str = "ssim+mse", drop_outside: bool = False,
+                   target_psnr: float | None = None, metric: str = "ssim", layers: int = 1, enhance: bool = True,
                    **options) -> list[bytes]:
     """Compress many images to .icz bytes, with the options of `invcomp fit`.
 
-    options are InversionConfig fields (bits, steps, restarts, seed, ...); quality a preset 1..5;
-    target_ssim / max_bytes choose the operating point per image (a target_ssim that cannot be met
-    keeps the best file with a warning; a max_bytes that cannot be met raises InvcompError);
+    options are InversionConfig fields (bits, steps, restarts, seed, ...); quality a preset 1..10;
+    target_ssim / target_psnr / max_bytes choose base bits and enhancement parts per image (a quality
+    target that cannot be met keeps the best file with a warning; a max_bytes that cannot be met raises
+    InvcompError); metric (ssim or psnr) is what a budget alone maximises; layers splits the enhancement
+    into parts that `trim` can cut between; enhance=False keeps the latent alone;
     mask (a mask image or array of the images' size, white = keep) or mask_scheme (center, random,
     block, edges, edges+random) with keep, assist_bits, loss and drop_outside keep original pixels.
     model="auto": per image, the registered model that fits it best (invcomp.domain.choose_models).
@@ -312,7 +341,9 @@ def compress_batch(images: Sequence[ImageLike], model: ModelLike = DEFAULT_MODEL
     if batch_size < 1:
         raise InvcompError("--batch-size must be >= 1")
     rate = dict(quality=quality, target_ssim=target_ssim, max_bytes=max_bytes, mask=mask, mask_scheme=mask_scheme,
-                keep=keep, assist_bits=assist_bits, loss=loss, drop_outside=drop_outside)
+                keep=keep, assist_bits=assist_bits, loss=loss, drop_outside=drop_outside, target_psnr=target_psnr,
+                metric=metric, layers=layers, enhance=enhance)
+    extra = (target_psnr, metric, layers, enhance)
     if isinstance(model, str) and model == "auto":
         from invcomp.domain import choose_models
 
@@ -321,7 +352,7 @@ def compress_batch(images: Sequence[ImageLike], model: ModelLike = DEFAULT_MODEL
         except TypeError as e:
             raise InvcompError(f"unknown option: {e}") from None
         fit_options(base, quality, target_ssim, max_bytes, mask_scheme, keep, mask is not None, drop_outside,
-                    assist_bits, loss, "bits" in options)
+                    assist_bits, loss, "bits" in options, *extra)
         names = choose_models(pixels, device, batch_size)
         out: list[bytes] = [b""] * len(pixels)
         for name in dict.fromkeys(names):
@@ -331,8 +362,8 @@ def compress_batch(images: Sequence[ImageLike], model: ModelLike = DEFAULT_MODEL
         return out
     codec = get_codec(model, device)
     opts = fit_options(codec.config(**options), quality, target_ssim, max_bytes, mask_scheme, keep, mask is not None,
-                       drop_outside, assist_bits, loss, "bits" in options)
-    if not opts.targeted and opts.mask is None:
+                       drop_outside, assist_bits, loss, "bits" in options, *extra)
+    if not opts.targeted and opts.mask is None and opts.part_step is None:
         return codec.compress_batch(pixels, opts.inversion, batch_size)
     users = user_masks_for(mask, pixels, codec.resolution) if mask is not None else None
     choices = codec.choose_files(pixels, opts, users, batch_size)

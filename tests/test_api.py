@@ -50,7 +50,7 @@ def test_quality_preset_sets_the_bits(tiny_model):
 @pytest.mark.parametrize("bad, match", [
     (dict(bits=4, quality=2), "give at most one of --bits, --quality"),
     (dict(quality=2, target_ssim=0.5), "give at most one"),
-    (dict(quality=9), "--quality must be 1..5"),
+    (dict(quality=11), "--quality must be 1..10"),
     (dict(target_ssim=1.5), "--target-ssim must be in"),
     (dict(max_bytes=0), "--max-bytes must be >= 1"),
     (dict(mask_scheme="center", target_ssim=0.5), "cannot be combined with masks"),

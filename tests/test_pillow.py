@@ -63,7 +63,7 @@ def test_save_compresses_with_the_rate_options(fake_registry, tmp_path):
 
 
 @pytest.mark.parametrize("options, match", [(dict(max_bytes=3), "cannot meet --max-bytes 3"),
-                                            (dict(quality=80), "--quality must be 1..5")])
+                                            (dict(quality=80), "--quality must be 1..10")])
 def test_a_save_that_cannot_be_done_raises_and_leaves_no_file(fake_registry, tmp_path, options, match):
     with pytest.raises(OSError, match=f"cannot write ICZ image: .*{match}"):
         Image.fromarray(_img(4)).save(tmp_path / "x.icz", model="t", **options, **FAST)

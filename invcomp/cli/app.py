@@ -20,7 +20,7 @@ def _root() -> None:
     """Generative image compression by GAN latent inversion."""
 
 
-for command in (codec.fit, codec.decode, codec.info, codec.models, archive.pack, archive.unpack, archive.ls,
+for command in (codec.fit, codec.decode, codec.info, codec.trim, codec.models, archive.pack, archive.unpack, archive.ls,
                 archive.verify, archive.add, archive.merge, bench.bench, bench.evaluate, bench.ablate, train.train):
     app.command(name=command.__name__)(command)
 app.add_typer(data.app, name="data")

@@ -19,9 +19,15 @@ def fit(
                                    "(per image, the model that fits it best)"),
     bits: Optional[int] = typer.Option(None, help="bits per latent dimension, 2..12 (default: the model's)"),
     quality: Optional[int] = typer.Option(None, "--quality", "-q",
-                                          help="preset 1..5 (1 = smallest files; see `invcomp models`)"),
+                                          help="preset 1..10 (1 = smallest files; 6.. add an enhancement part; "
+                                               "see `invcomp models`)"),
     target_ssim: Optional[float] = typer.Option(None, help="per image, the smallest file with at least this SSIM"),
+    target_psnr: Optional[float] = typer.Option(None, help="per image, the smallest file with at least this PSNR (dB)"),
     max_bytes: Optional[int] = typer.Option(None, help="per image, the best file of at most this many bytes"),
+    metric: str = typer.Option("ssim", help="with only --max-bytes: what 'best' means, ssim or psnr"),
+    layers: int = typer.Option(1, help="enhancement parts per file, each twice as fine (trim cuts between them)"),
+    enhance: bool = typer.Option(True, "--enhance/--no-enhance",
+                                 help="targets may add enhancement parts (--no-enhance: the latent alone)"),
     steps: int = typer.Option(100, help="optimisation steps per start"),
     restarts: int = typer.Option(1, help="starts per image (encoder start + random ones)"),
     seed: int = typer.Option(0),
@@ -42,11 +48,12 @@ def fit(
     --mask-scheme or --mask keep some original pixels in the file (assistant pixels, pasted
     into G(z) on decoding); see docs/FORMAT.md.
 
-    The rate is the model's default, or --bits, or a --quality preset; --target-ssim and
-    --max-bytes choose it per image (every preset is fitted in one run, the cheapest file
-    that meets the targets is kept). A --max-bytes that an image cannot meet writes no file
-    for it and exits with status 1; a --target-ssim that cannot be met keeps the best file
-    and says so.
+    The rate is the model's default, or --bits, or a --quality preset; --target-ssim,
+    --target-psnr and --max-bytes choose it per image: every base bit depth is fitted in one
+    run, then enhancement parts (what G(z) missed, coded after the latent) are added where they
+    pay, and the cheapest file that meets the targets is kept. A --max-bytes that an image
+    cannot meet writes no file for it and exits with status 1; a quality target that cannot be
+    met keeps the best file and says so.
     """
     import time
 
@@ -56,17 +63,18 @@ def fit(
     from invcomp.domain import quality_notes
     from invcomp.errors import InvcompError
     from invcomp.files import write_atomic
+    from invcomp.formats.icz import split_file
     from invcomp.inversion.invert import InversionConfig
     from invcomp.io.images import read_image
 
     inputs = expand_inputs(images, IMAGE_SUFFIXES)
     targets = output_paths(inputs, out, ".icz")
-    targeted = target_ssim is not None or max_bytes is not None
+    targeted = target_ssim is not None or max_bytes is not None or target_psnr is not None
     if batch_size < 1:
         raise InvcompError("--batch-size must be >= 1")
     settings = dict(steps=steps, restarts=restarts, seed=seed, **({"bits": bits} if bits is not None else {}))
     checks = (quality, target_ssim, max_bytes, mask_scheme, keep, mask is not None, drop_outside, assist_bits, loss,
-              bits is not None)
+              bits is not None, target_psnr, metric, layers, enhance)
     fit_options(InversionConfig(**settings), *checks)  # every option checked before a model is loaded
     loaded = [read_image(p) for p in inputs]
     pixels = [im.pixels for im in loaded]
@@ -114,7 +122,7 @@ def fit(
     for src, dst, choice, name in zip(inputs, targets, choices, chosen):
         c, s = choice.candidate, codecs[name].resolution
         row = {"input": str(src), "output": str(dst) if choice.met or max_bytes is None else None, "model": name,
-               "bytes": c.size, "bits": c.bits, "bpp": round(8 * c.size / (s * s), 4),
+               "bytes": c.size, "bits": c.bits, "parts": len(split_file(c.data)[2]), "bpp": round(8 * c.size / (s * s), 4),
                "psnr": round(c.psnr, 3), "ssim": round(c.ssim, 4)}
         if targeted:
             row.update(target_met=choice.met, reason=choice.reason or None)
@@ -129,7 +137,7 @@ def fit(
     cfg = next(iter(plans.values())).inversion
     sizes = sorted({f"{c.resolution}x{c.resolution}" for c in codecs.values()})
     summary = {"images": len(rows), "model": model, "bits": cfg.bits if not targeted else None,
-               "target_ssim": target_ssim, "max_bytes": max_bytes, "steps": cfg.steps, "restarts": cfg.restarts,
+               "target_ssim": target_ssim, "target_psnr": target_psnr, "max_bytes": max_bytes, "steps": cfg.steps, "restarts": cfg.restarts,
                **{f"mean_{k}": round(float(np.mean([r[k] for r in rows])), d)
                   for k, d in (("bytes", 2), ("bpp", 4), ("psnr", 3), ("ssim", 4))},
                "targets_missed": sum(not c.met for c in choices),
@@ -140,7 +148,8 @@ def fit(
         for r in rows:
             miss = f"  (target not met: {r['reason']})" if r.get("target_met") is False else ""
             where = r["output"] or f"{r['input']}: NOT WRITTEN"
-            typer.echo(f"{where}: {r['bytes']} bytes ({r['bits']}-bit), {r['bpp']:.3f} bpp, "
+            layers = f" + {r['parts']} part{'s' if r['parts'] > 1 else ''}" if r["parts"] else ""
+            typer.echo(f"{where}: {r['bytes']} bytes ({r['bits']}-bit{layers}), {r['bpp']:.3f} bpp, "
                        f"PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}{miss}")
         for n in low:
             typer.echo(f"note: {n}", err=True)
@@ -178,18 +187,19 @@ def info(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show an .icz file's header."""
-    from invcomp.formats.icz import ENCODING_NAMES, unpack_header
+    from invcomp.formats.icz import ENCODING_NAMES, split_file, unpack_header
     from invcomp.formats.icz import MASK_SCHEMES as SCHEMES
     from invcomp.models.registry import model_for_fingerprint
 
     data = read_bytes(file)
     header, pos = unpack_header(data)
+    _, base, parts = split_file(data)
     known = model_for_fingerprint(header.fingerprint)
     fields = {"file": str(file), "bytes": len(data), "version": data[2], "fingerprint": header.fingerprint.hex(),
               "model": known.name if known else None, "model_version": known.version if known else None,
               "bits": header.bits,
               "encoding": ENCODING_NAMES[header.encoding], "original_size": header.original_size,
-              "header_bytes": pos, "payload_bytes": len(data) - pos, "mask_scheme": None}
+              "header_bytes": pos, "payload_bytes": len(base), "part_bytes": [len(p) for p in parts], "mask_scheme": None}
     if header.extension is not None:  # kept pixels: the block's first byte names the mask scheme
         scheme = header.extension[0]
         fields["mask_scheme"] = SCHEMES[scheme] if scheme < len(SCHEMES) else f"unknown ({scheme})"
@@ -206,7 +216,7 @@ def info(
 
 def models(as_json: bool = typer.Option(False, "--json")) -> None:
     """List the pretrained generators, every installed version (a plain --model NAME is the newest)."""
-    from invcomp.inversion.rate import quality_levels
+    from invcomp.enhance.presets import presets, step_size
     from invcomp.models.registry import REGISTRY, all_versions
 
     rows = [{"name": m.name, "version": m.version, "key": m.key, "newest": REGISTRY.get(m.name) is m,
@@ -222,7 +232,49 @@ def models(as_json: bool = typer.Option(False, "--json")) -> None:
         version = f"{r['version']}{'' if r['newest'] else ' (old)'}"
         typer.echo(f"{r['name']:14s} {version:>7s} {r['fingerprint']:11s} {r['resolution']:>4d}px {r['latent']:>6d} "
                    f"{r['default_bits']:>4d}  {r['sha256'][:12]}.. {r['domain']}")
-    presets = ", ".join(f"{q} = {b} bits" for q, b in quality_levels().items())
-    typer.echo(f"\n--quality presets (every model): {presets}")
+    table = ", ".join(f"{q} = {b} bits" + (f" + part at step {step_size(st):g}" if st is not None else "")
+                      for q, (b, st) in presets().items())
+    typer.echo(f"\n--quality presets (every model): {table}")
     typer.echo("--model NAME uses the newest version; NAME@VERSION a given one. Files name their generator by "
                "fingerprint, so files of every version listed here decode.")
+
+
+@guarded
+def trim(
+    file: Path = typer.Argument(..., help="an .icz file"),
+    out: Path = typer.Option(..., "--out", "-o", help="the smaller file to write"),
+    max_bytes: Optional[int] = typer.Option(None, help="drop enhancement parts from the end until the file fits"),
+    parts: Optional[int] = typer.Option(None, help="keep this many enhancement parts (0: the base alone)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Make a smaller file by dropping enhancement parts from the end, without fitting again (the
+    result is exactly the file a cut after its last kept part would be, and decodes to that quality)."""
+    from invcomp.errors import InvcompError
+    from invcomp.files import write_atomic
+    from invcomp.formats.icz import split_file, with_parts
+
+    if (max_bytes is None) == (parts is None):
+        raise InvcompError("give one of --max-bytes and --parts")
+    if out.resolve() == file.resolve():
+        raise InvcompError(f"{out}: refusing to overwrite the input file (choose another --out)")
+    data = read_bytes(file)
+    _, _, found = split_file(data)
+    if parts is not None:
+        if not 0 <= parts <= len(found):
+            raise InvcompError(f"--parts must be 0..{len(found)} (the file has {len(found)} enhancement parts)")
+        kept = found[:parts]
+    else:
+        kept = list(found)
+        while kept and len(with_parts(data, kept)) > max_bytes:
+            kept.pop()
+        if len(with_parts(data, kept)) > max_bytes:
+            raise InvcompError(f"{file}: its base alone is {len(with_parts(data, []))} bytes > --max-bytes {max_bytes} "
+                               "(trim only drops enhancement parts; fit again with a smaller --max-bytes)")
+    result = with_parts(data, kept)
+    write_atomic(out, result)
+    row = {"input": str(file), "output": str(out), "bytes_before": len(data), "bytes": len(result),
+           "parts_before": len(found), "parts": len(kept)}
+    if as_json:
+        typer.echo(json.dumps(row, indent=2))
+    else:
+        typer.echo(f"{out}: {len(result)} bytes ({len(kept)} of {len(found)} enhancement parts; was {len(data)} bytes)")

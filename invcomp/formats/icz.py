@@ -5,7 +5,7 @@ See docs/FORMAT.md for the byte layout. Pure functions: bytes in, bytes out.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from invcomp.errors import InvcompError
@@ -18,7 +18,11 @@ if TYPE_CHECKING:
 
 MAGIC = b"IC"
 MIN_BITS, MAX_BITS = 2, 12  # bits per latent dimension (a 4-bit header field)
-VERSION = 1
+VERSION = 1  # a file of the latent alone (and kept pixels)
+VERSION_PARTS = 2  # the same, then enhancement parts: written only when a file has some
+MAX_PARTS = 16
+MAX_PART_BYTES = 1 << 21
+MAX_BASE_BYTES = 1 << 14  # the raw packing of 1024 codes at 12 bits is 1536 bytes
 FINGERPRINT_BYTES = 3
 MAX_SIDE = 65535
 # A stored original size may not exceed the largest image invcomp reads (imageio.MAX_INPUT_PIXELS):
@@ -48,6 +52,7 @@ class Header:
     encoding: int  # ENCODING_RAW or ENCODING_ZSTD
     original_size: tuple[int, int] | None  # (width, height) when it differs from the model's
     extension: bytes | None = None  # the extension block (flag bit 7), opaque here; see inpaint.py
+    version: int = VERSION  # VERSION_PARTS: a base payload length and enhancement parts follow (split_file)
 
     def __post_init__(self) -> None:
         if self.extension is not None and not 1 <= len(self.extension) <= MAX_EXTENSION_BYTES:
@@ -68,7 +73,7 @@ class Header:
 def pack_header(h: Header) -> bytes:
     flags = h.bits | (h.encoding << 4) | (_SIZE_FLAG if h.original_size else 0)
     flags |= _EXTENSION_FLAG if h.extension is not None else 0
-    out = MAGIC + bytes([VERSION]) + h.fingerprint + bytes([flags])
+    out = MAGIC + bytes([h.version]) + h.fingerprint + bytes([flags])
     if h.original_size:
         out += varint.encode(h.original_size[0]) + varint.encode(h.original_size[1])
     if h.extension is not None:
@@ -92,8 +97,9 @@ def unpack_header(data: bytes) -> tuple[Header, int]:
         raise InvcompError("not an invcomp file (too short)" if data[:2] != MAGIC else "truncated file (header incomplete)")
     if data[:2] != MAGIC:
         raise InvcompError("not an invcomp file (bad magic)")
-    if data[2] != VERSION:
-        raise InvcompError(f"unsupported .icz version {data[2]} (this invcomp reads version {VERSION})")
+    if data[2] not in (VERSION, VERSION_PARTS):
+        raise InvcompError(f"unsupported .icz version {data[2]} (this invcomp reads versions {VERSION} and {VERSION_PARTS}; "
+                           "a later release may read it)")
     flags = data[6]
     pos, size, extension = 7, None, None
     if flags & _SIZE_FLAG:
@@ -102,7 +108,50 @@ def unpack_header(data: bytes) -> tuple[Header, int]:
         size = (w, h)
     if flags & _EXTENSION_FLAG:
         extension, pos = _read_extension(data, pos)
-    return Header(bytes(data[3:6]), flags & 0x0F, (flags >> 4) & 0x03, size, extension), pos
+    return Header(bytes(data[3:6]), flags & 0x0F, (flags >> 4) & 0x03, size, extension, data[2]), pos
+
+
+def split_file(data: bytes) -> tuple[Header, bytes, list[bytes]]:
+    """Header, base payload and enhancement parts (as stored) of a whole file of either version.
+
+    Version 2: after the header, the base payload's length (varint) and the payload, then parts,
+    each a varint length and its bytes, to the end of the file. A file cut after the base or
+    after any complete part is a valid file; a part cut short is refused."""
+    header, pos = unpack_header(data)
+    if header.version == VERSION:
+        return header, bytes(data[pos:]), []
+    n, pos = varint.decode(data, pos, 2, "file (base length)")
+    if pos + n > len(data):
+        raise InvcompError("truncated file (base payload incomplete)")
+    base, pos = bytes(data[pos : pos + n]), pos + n
+    parts = []
+    while pos < len(data):
+        if len(parts) == MAX_PARTS:
+            raise InvcompError(f"corrupt file (more than {MAX_PARTS} enhancement parts)")
+        n, pos = varint.decode(data, pos, 3, "file (part length)")
+        if not 1 <= n <= MAX_PART_BYTES:
+            raise InvcompError(f"corrupt file (enhancement part of {n} bytes)")
+        if pos + n > len(data):
+            raise InvcompError(f"truncated file (enhancement part {len(parts) + 1} incomplete)")
+        parts.append(bytes(data[pos : pos + n]))
+        pos += n
+    return header, base, parts
+
+
+def join_file(header: Header, base: bytes, parts: list[bytes]) -> bytes:
+    """A whole file: version 1 when there are no parts (the bytes release 0.1.0 writes), else version 2."""
+    if len(parts) > MAX_PARTS or not all(1 <= len(p) <= MAX_PART_BYTES for p in parts):
+        raise InvcompError(f"at most {MAX_PARTS} enhancement parts of 1..{MAX_PART_BYTES} bytes each")
+    if not parts:
+        return pack_header(replace(header, version=VERSION)) + base
+    out = pack_header(replace(header, version=VERSION_PARTS)) + varint.encode(len(base)) + base
+    return out + b"".join(varint.encode(len(p)) + p for p in parts)
+
+
+def with_parts(data: bytes, parts: list[bytes]) -> bytes:
+    """The file `data` with its enhancement parts replaced by `parts` (none: the base alone)."""
+    header, base, _ = split_file(data)
+    return join_file(header, base, parts)
 
 
 
@@ -183,14 +232,15 @@ def _unzstd(payload: bytes, expected: int) -> bytes:
     raise InvcompError("corrupt zstd payload (truncated frame)")
 
 
-def encode_file(header: Header, codes: np.ndarray, latent_range: float) -> bytes:
+def encode_file(header: Header, codes: np.ndarray, latent_range: float, parts: list[bytes] | None = None) -> bytes:
     """Choose the smallest payload encoding, record it in the header, return the whole file."""
     encoding, payload = encode_payload(codes, header.bits, latent_range)
     h = Header(header.fingerprint, header.bits, encoding, header.original_size, header.extension)
-    return pack_header(h) + payload
+    return join_file(h, payload, parts or [])
 
 
 def decode_file(data: bytes, n: int, latent_range: float) -> tuple[Header, np.ndarray]:
-    """Header and the n latent codes of a whole file (n and the range come from the model)."""
-    header, pos = unpack_header(data)
-    return header, decode_payload(bytes(data[pos:]), header.encoding, n, header.bits, latent_range)
+    """Header and the n latent codes of a whole file (n and the range come from the model); the
+    enhancement parts are `split_file`'s."""
+    header, base, _ = split_file(data)
+    return header, decode_payload(base, header.encoding, n, header.bits, latent_range)

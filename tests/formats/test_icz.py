@@ -65,9 +65,12 @@ def test_every_truncation_and_garbage_raises_own_error():
 
 def test_bad_version_and_reserved_flag():
     data = bytearray(encode_file(Header(b"abc", 4, ENCODING_RAW, None), np.zeros(8, int), 3.0))
-    bad = bytes(data[:2]) + b"\x02" + bytes(data[3:])
-    with pytest.raises(InvcompError, match="version 2"):
+    bad = bytes(data[:2]) + b"\x03" + bytes(data[3:])
+    with pytest.raises(InvcompError, match="version 3"):
         unpack_header(bad)
+    # a version 1 file relabelled as version 2 has no valid base length: refused by split_file, not misread
+    with pytest.raises(InvcompError):
+        decode_file(bytes(data[:2]) + b"\x02" + bytes(data[3:]), 8, 3.0)
     data[6] |= 0x80  # the extension flag, with no valid extension block after it
     with pytest.raises(InvcompError, match="extension"):
         unpack_header(bytes(data))

@@ -1,0 +1,139 @@
+"""Rate control over the whole range: per image, the base bit depth and the enhancement part chosen
+jointly for a byte budget or a quality target.
+
+The inputs are the image and its base files (one per operating bit depth, with the pixels they decode
+to); a file is a base alone or a base with parts (`icz.with_parts`). The search per base is a
+binary search over the part's step (`parts.search_step` / `coarsest_step`), about 7 encodings."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from invcomp.enhance import parts as enh
+from invcomp.enhance.presets import STEP_LEVELS
+from invcomp.enhance.residual import to_pixels
+from invcomp.errors import InvcompError
+from invcomp.formats.icz import with_parts
+from invcomp.inversion.rate import Candidate, Choice
+from invcomp.metrics import image_quality
+
+METRICS = ("ssim", "psnr")
+MAX_LAYERS = 8
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a file must meet: at most max_bytes; at least target_ssim / target_psnr (the cheapest file
+    that does). With only a budget, the best `metric` within it. layers > 1 splits the enhancement
+    into that many parts, each twice as fine as the one before, so that `trim` can cut between them."""
+
+    max_bytes: int | None = None
+    target_ssim: float | None = None
+    target_psnr: float | None = None
+    metric: str = "ssim"
+    layers: int = 1
+    block: int = enh.DEFAULT_BLOCK  # the parts' transform (pilots compare others: scripts/enhance_pilot.py)
+    chroma: int = enh.DEFAULT_CHROMA
+
+    def __post_init__(self) -> None:
+        if self.max_bytes is not None and self.max_bytes < 1:
+            raise InvcompError(f"--max-bytes must be >= 1, not {self.max_bytes}")
+        if self.target_ssim is not None and not 0 < self.target_ssim <= 1:
+            raise InvcompError(f"--target-ssim must be in (0, 1], not {self.target_ssim}")
+        if self.target_psnr is not None and not 0 < self.target_psnr <= 100:
+            raise InvcompError(f"--target-psnr must be in (0, 100] dB, not {self.target_psnr}")
+        if self.metric not in METRICS:
+            raise InvcompError(f"--metric must be one of {', '.join(METRICS)}, not {self.metric!r}")
+        if not 1 <= self.layers <= MAX_LAYERS:
+            raise InvcompError(f"--layers must be 1..{MAX_LAYERS}, not {self.layers}")
+
+    @property
+    def quality_target(self) -> bool:
+        return self.target_ssim is not None or self.target_psnr is not None
+
+    def good(self, psnr: float, ssim: float) -> bool:
+        return ((self.target_ssim is None or ssim >= self.target_ssim)
+                and (self.target_psnr is None or psnr >= self.target_psnr))
+
+
+@dataclass(frozen=True)
+class Base:
+    """One base file (a latent at one bit depth) and the uint8 picture it decodes to."""
+
+    bits: int
+    data: bytes
+    pixels: np.ndarray
+
+
+def _quality(image: np.ndarray, pixels: np.ndarray) -> tuple[float, float]:
+    p, s = image_quality(image[None], pixels[None])
+    return float(p[0]), float(s[0])
+
+
+def layered(image: np.ndarray, base: np.ndarray, step: int, layers: int, block: int = enh.DEFAULT_BLOCK,
+            chroma: int = enh.DEFAULT_CHROMA) -> tuple[list[bytes], np.ndarray]:
+    """Parts whose last has step index `step`, each earlier one 8 indices (2x) coarser; the float picture."""
+    recon, out = base.astype(np.float64), []
+    for k in range(layers - 1, -1, -1):
+        part, recon = enh.encode_part(image, recon, min(step + 8 * k, STEP_LEVELS - 1), block, chroma)
+        out.append(part.to_bytes())
+    return out, recon
+
+
+def _search(image: np.ndarray, base: Base, target: Target) -> Candidate | None:
+    """The best file on this base with parts: within the budget, and the cheapest meeting a quality target."""
+    overhead = len(with_parts(base.data, [b"x"])) - 1 - len(base.data)  # version 2's length fields, one part
+
+    def file_of(step: int) -> tuple[bytes, np.ndarray]:
+        found, recon = layered(image, base.pixels, step, target.layers, target.block, target.chroma)
+        return with_parts(base.data, found), to_pixels(recon)
+
+    budget = target.max_bytes
+    if budget is not None and budget - len(base.data) - overhead < enh.part_overhead() + 1:
+        return None
+    lo, hi, best = 0, STEP_LEVELS - 1, None
+    while lo <= hi:  # quality targets: the coarsest step that meets them; a budget: the finest that fits
+        mid = (lo + hi) // 2
+        data, pixels = file_of(mid)
+        fits = budget is None or len(data) <= budget
+        psnr, ssim = _quality(image, pixels)
+        if target.quality_target:
+            if fits and target.good(psnr, ssim):
+                best, lo = Candidate(base.bits, data, psnr, ssim), mid + 1
+            elif not fits:
+                lo = mid + 1
+            else:
+                hi = mid - 1
+        elif fits:
+            best, hi = Candidate(base.bits, data, psnr, ssim), mid - 1
+        else:
+            lo = mid + 1
+    return best
+
+
+def choose_enhanced(image: np.ndarray, bases: Sequence[Base], target: Target, enhance: bool = True) -> Choice:
+    """Per image: every base alone and (unless not enhance) every base with its best parts; the cheapest
+    meeting the quality targets (within the budget), or with only a budget the best `metric` within it."""
+    candidates = []
+    for base in bases:
+        psnr, ssim = _quality(image, base.pixels)
+        candidates.append(Candidate(base.bits, base.data, psnr, ssim))
+        found = _search(image, base, target) if enhance else None
+        if found is not None:
+            candidates.append(found)
+    fitting = [c for c in candidates if target.max_bytes is None or c.size <= target.max_bytes]
+    if not fitting:
+        smallest = min(candidates, key=lambda c: c.size)
+        return Choice(smallest, False, f"smallest file is {smallest.size} bytes > --max-bytes {target.max_bytes}")
+    score = (lambda c: (c.ssim, c.psnr)) if target.metric == "ssim" else (lambda c: (c.psnr, c.ssim))
+    if target.quality_target:
+        meeting = [c for c in fitting if target.good(c.psnr, c.ssim)]
+        if meeting:
+            return Choice(min(meeting, key=lambda c: (c.size, [-v for v in score(c)])), True)
+        best = max(fitting, key=score)
+        wanted = " and ".join(f"{name} {v}" for name, v in (("SSIM", target.target_ssim), ("PSNR", target.target_psnr))
+                              if v is not None)
+        return Choice(best, False, f"best reached is SSIM {best.ssim:.4f}, PSNR {best.psnr:.2f} dB < target {wanted}")
+    return Choice(max(fitting, key=lambda c: (*score(c), -c.size)), True)

@@ -1,0 +1,31 @@
+"""`--quality` presets: 1..5 are the base alone at 2..6 bits per latent dimension (the files release
+0.1.0 wrote); 6..10 add one enhancement part at a fixed step on a 4-bit base, each preset's step
+half the one before, up to near-lossless. docs/RESULTS.md lists each preset's bytes and quality per
+domain (scripts/presets.py)."""
+from __future__ import annotations
+
+from invcomp.errors import InvcompError
+from invcomp.inversion.rate import OPERATING_BITS
+
+STEP_LEVELS = 128  # a part's step index i: step = 2 ** ((i - 8) / 8) pixel levels, 0.5 .. ~24000 (orthonormal DCT)
+ENHANCED_BASE_BITS = 4
+PART_STEPS = (48, 40, 32, 24, 16)  # step indices: steps 32, 16, 8, 4 and 2 pixel levels
+
+
+def step_size(index: int) -> float:
+    return 2.0 ** ((index - 8) / 8)
+
+
+def presets() -> dict[int, tuple[int, int | None]]:
+    """{level: (base bits, enhancement step index or None)}; level 1 is the smallest file."""
+    table: dict[int, tuple[int, int | None]] = {i: (b, None) for i, b in enumerate(OPERATING_BITS, start=1)}
+    first = len(table) + 1
+    table.update({first + i: (ENHANCED_BASE_BITS, s) for i, s in enumerate(PART_STEPS)})
+    return table
+
+
+def preset(level: int) -> tuple[int, int | None]:
+    table = presets()
+    if level not in table:
+        raise InvcompError(f"--quality must be 1..{len(table)} (1 = smallest files), not {level}")
+    return table[level]

@@ -1,0 +1,75 @@
+"""The residual transform of an enhancement part: what G(z) missed, in YCbCr, as n x n DCT blocks,
+quantized with one step for luma and a larger one for chroma. Pure numpy, float64.
+
+The decoder's pixels depend on float arithmetic (as G's do), so they may differ by one level on
+another machine; the coefficients are integers decoded from integer-only entropy coding, so they
+never differ."""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from invcomp.enhance.presets import step_size
+from invcomp.formats.coefficients import zigzag
+
+# JPEG's RGB -> YCbCr (without offsets: it acts on residuals)
+_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+_RGB = np.linalg.inv(_YCC)
+CHROMA = (False, True, True)
+CHROMA_LEVELS = 16  # chroma index j: chroma step = step * 2 ** (j / 4)
+DEADZONE = 0.2  # quantizer rounding offset: round(|c| / step - DEADZONE), which favours zeros
+
+
+@lru_cache(maxsize=4)
+def dct_matrix(n: int) -> np.ndarray:
+    """The orthonormal DCT-II matrix."""
+    m = np.array([[math.cos(math.pi * (2 * j + 1) * i / (2 * n)) for j in range(n)] for i in range(n)])
+    m[0] *= math.sqrt(1 / n)
+    m[1:] *= math.sqrt(2 / n)
+    return m
+
+
+def _blocks(plane: np.ndarray, n: int) -> np.ndarray:
+    """(H, W) -> (H/n, W/n, n, n)."""
+    h, w = plane.shape
+    return plane.reshape(h // n, n, w // n, n).transpose(0, 2, 1, 3)
+
+
+def _unblocks(blocks: np.ndarray) -> np.ndarray:
+    r, c, n, _ = blocks.shape
+    return blocks.transpose(0, 2, 1, 3).reshape(r * n, c * n)
+
+
+def _steps(step_index: int, chroma_index: int) -> tuple[float, float, float]:
+    s = step_size(step_index)
+    return s, s * 2.0 ** (chroma_index / 4), s * 2.0 ** (chroma_index / 4)
+
+
+def forward(residual: np.ndarray, n: int, step_index: int, chroma_index: int) -> np.ndarray:
+    """(H, W, 3) float residual (pixel levels) -> (3, H/n, W/n, n*n) int64 quantized coefficients, zigzag."""
+    d, order = dct_matrix(n), zigzag(n)
+    ycc = residual @ _YCC.T
+    out = []
+    for c, step in enumerate(_steps(step_index, chroma_index)):
+        coef = d @ _blocks(ycc[..., c], n) @ d.T
+        flat = coef.reshape(*coef.shape[:2], n * n)[..., order]
+        out.append(np.sign(flat) * np.floor(np.abs(flat) / step + 0.5 - DEADZONE).clip(0))
+    return np.stack(out).astype(np.int64)
+
+
+def inverse(coefs: np.ndarray, n: int, step_index: int, chroma_index: int) -> np.ndarray:
+    """The float residual (H, W, 3) that quantized coefficients stand for."""
+    d, order = dct_matrix(n), zigzag(n)
+    planes = []
+    for c, step in enumerate(_steps(step_index, chroma_index)):
+        flat = np.zeros(coefs.shape[1:], np.float64)
+        flat[..., order] = coefs[c] * step
+        blocks = d.T @ flat.reshape(*flat.shape[:2], n, n) @ d
+        planes.append(_unblocks(blocks))
+    return np.stack(planes, -1) @ _RGB.T
+
+
+def to_pixels(recon: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(recon), 0, 255).astype(np.uint8)

@@ -1,0 +1,136 @@
+"""An adaptive binary arithmetic coder: every decision is one bit under a context whose probability
+adapts as bits are coded, in integer arithmetic only (so the decoder's probabilities never depend on
+floating point: the same bits decode to the same decisions on every machine).
+
+The interval arithmetic is `arith.py`'s (Witten-Neal-Cleary, 32-bit `low`/`high`, pending bits, the
+same termination). A context is an integer p0 in [PROB_MIN, TOTAL - PROB_MIN], the probability of a
+0 bit in 1/65536; after each bit it moves 1/2^RATE of the way towards the bit just seen (integer shift).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from invcomp.formats.arith import TOTAL, TOTAL_BITS
+
+_PRECISION = 32
+_FULL = (1 << _PRECISION) - 1
+_HALF = 1 << (_PRECISION - 1)
+_QUARTER = 1 << (_PRECISION - 2)
+RATE = 4  # adaptation speed: small files (a few thousand decisions) want fast adaptation
+PROB_MIN = 1 << 6
+HALF_PROB = TOTAL // 2
+
+
+def _adapt(p0: int, bit: int) -> int:
+    p0 = p0 - (p0 >> RATE) if bit else p0 + ((TOTAL - p0) >> RATE)
+    return min(max(p0, PROB_MIN), TOTAL - PROB_MIN)
+
+
+class BitEncoder:
+    """Bits in, bytes out. `contexts` is the list of starting probabilities (changed in place)."""
+
+    def __init__(self, contexts: Sequence[int]):
+        self.p = list(contexts)
+        self.low, self.high, self.pending = 0, _FULL, 0
+        self.out: list[int] = []
+
+    def _code(self, bit: int, p0: int) -> None:
+        span = self.high - self.low + 1
+        split = self.low + (span * p0 >> TOTAL_BITS) - 1
+        if bit:
+            self.low = split + 1
+        else:
+            self.high = split
+        low, high, out = self.low, self.high, self.out
+        while True:
+            if high < _HALF:
+                out.append(0)
+                out.extend([1] * self.pending)
+                self.pending = 0
+            elif low >= _HALF:
+                out.append(1)
+                out.extend([0] * self.pending)
+                self.pending = 0
+                low -= _HALF
+                high -= _HALF
+            elif low >= _QUARTER and high < _HALF + _QUARTER:
+                self.pending += 1
+                low -= _QUARTER
+                high -= _QUARTER
+            else:
+                break
+            low, high = 2 * low, 2 * high + 1
+        self.low, self.high = low, high
+
+    def bit(self, bit: int, ctx: int) -> None:
+        self._code(bit, self.p[ctx])
+        self.p[ctx] = _adapt(self.p[ctx], bit)
+
+    def bypass(self, bit: int) -> None:
+        self._code(bit, HALF_PROB)
+
+    def finish(self) -> bytes:
+        self.pending += 1
+        bit = 0 if self.low < _QUARTER else 1
+        out = self.out + [bit] + [1 - bit] * self.pending
+        while out and out[-1] == 0:  # the decoder reads missing bits as zeros
+            out.pop()
+        out.extend([0] * (-len(out) % 8))
+        return bytes(int("".join(map(str, out[i : i + 8])), 2) for i in range(0, len(out), 8))
+
+
+class BitDecoder:
+    """Bytes in, bits out; reads past the end as zero bits (a decoder always terminates: the caller
+    decodes a bounded number of decisions)."""
+
+    def __init__(self, data: bytes, contexts: Sequence[int]):
+        self.p = list(contexts)
+        self.bits = [(byte >> (7 - i)) & 1 for byte in data for i in range(8)]
+        self.pos = 0
+        self.value = 0
+        for _ in range(_PRECISION):
+            self.value = (self.value << 1) | self._next()
+        self.low, self.high = 0, _FULL
+
+    def _next(self) -> int:
+        self.pos += 1
+        return self.bits[self.pos - 1] if self.pos <= len(self.bits) else 0
+
+    def _code(self, p0: int) -> int:
+        span = self.high - self.low + 1
+        split = self.low + (span * p0 >> TOTAL_BITS) - 1
+        if self.value > split:
+            bit, self.low = 1, split + 1
+        else:
+            bit, self.high = 0, split
+        low, high, value = self.low, self.high, self.value
+        while True:
+            if high < _HALF:
+                pass
+            elif low >= _HALF:
+                low -= _HALF
+                high -= _HALF
+                value -= _HALF
+            elif low >= _QUARTER and high < _HALF + _QUARTER:
+                low -= _QUARTER
+                high -= _QUARTER
+                value -= _QUARTER
+            else:
+                break
+            low, high = 2 * low, 2 * high + 1
+            value = (value << 1) | self._next()
+        self.low, self.high, self.value = low, high, value
+        return bit
+
+    def bit(self, ctx: int) -> int:
+        b = self._code(self.p[ctx])
+        self.p[ctx] = _adapt(self.p[ctx], b)
+        return b
+
+    def bypass(self) -> int:
+        return self._code(HALF_PROB)
+
+    @property
+    def bits_read(self) -> int:
+        """How many bits of the input the decoder has consumed (beyond the end counts too)."""
+        return self.pos

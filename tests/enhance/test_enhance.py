@@ -1,0 +1,159 @@
+"""Enhancement parts: the residual transform, parts, version 2 files (split, join, cut, trim) and the
+joint choice of base and parts."""
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from invcomp.cli import app
+from invcomp.codec import Codec, compress, decompress
+from invcomp.enhance import parts, residual
+from invcomp.enhance.choose import Base, Target, choose_enhanced, layered
+from invcomp.errors import InvcompError
+from invcomp.formats import icz
+from invcomp.metrics import image_quality
+
+runner = CliRunner()
+
+
+def _pair(seed=0, noise=25.0):
+    """A smooth target and a noisy 'base picture' of it."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:32, 0:32]
+    target = np.stack([128 + 90 * np.sin(xx / 5 + c) * np.cos(yy / 7) for c in range(3)], -1).clip(0, 255).astype(np.uint8)
+    base = (target + rng.normal(0, noise, target.shape)).clip(0, 255).astype(np.uint8)
+    return target, base
+
+
+def _psnr(a, b):
+    return float(image_quality(a[None], b[None])[0][0])
+
+
+def test_finest_step_is_near_lossless_and_bytes_fall_with_the_step():
+    target, base = _pair()
+    sizes = []
+    for step in (0, 16, 32, 48, 64):
+        part, recon = parts.encode_part(target, base.astype(np.float64), step)
+        data = part.to_bytes()
+        sizes.append(len(data))
+        out = parts.apply_parts(base, [data])
+        assert np.array_equal(out, residual.to_pixels(recon))  # what the encoder measured is what decodes
+        if step == 0:  # near-lossless: above 50 dB, no pixel off by more than 3 levels
+            assert _psnr(target, out) > 50 and np.abs(out.astype(int) - target).max() <= 3
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] < sizes[0] / 10
+
+
+@pytest.mark.parametrize("block", [4, 8])
+def test_transform_inverts(block):
+    rng = np.random.default_rng(1)
+    r = rng.normal(0, 30, (32, 32, 3))
+    coefs = residual.forward(r, block, 0, 0)
+    back = residual.inverse(coefs, block, 0, 0)
+    err = back - r  # step 0.5 (chroma too): quantization error only, at most 0.7 step per coefficient
+    assert np.sqrt((err**2).mean()) < 0.3 and np.abs(err).max() < 2
+
+
+def test_part_bytes_layout_and_refusals():
+    target, base = _pair()
+    part, _ = parts.encode_part(target, base.astype(np.float64), 40, block=4, chroma=6)
+    data = part.to_bytes()
+    assert data[:4] == bytes([0, 2, 40, 6]) and len(data) == 4 + len(part.coded) + 1
+    assert parts.parse_part(data) == part
+    for bad, msg in ((bytes([1]) + data[1:], "kind 1"), (data[:1] + bytes([5]) + data[2:], "parameters"),
+                     (data[:-1] + bytes([data[-1] ^ 1]), "check byte"), (data[:4], "too short")):
+        with pytest.raises(InvcompError, match=msg):
+            parts.parse_part(bad)
+    with pytest.raises(InvcompError, match="blocks"):
+        parts.encode_part(target[:30, :30], base[:30, :30].astype(np.float64), 40)
+
+
+def test_version_2_layout_cut_points_and_version_1_unchanged(tiny_model, rng_image):
+    codec = Codec(tiny_model, "cpu")
+    plain = codec.compress_batch([rng_image], codec.config(steps=2))[0]
+    assert plain[2] == 1
+    header, base, found = icz.split_file(plain)
+    assert found == [] and icz.join_file(header, base, []) == plain
+    p1, p2 = b"\x00" * 3, b"\x01" * 200
+    two = icz.with_parts(plain, [p1, p2])
+    head_len = icz.unpack_header(plain)[1]
+    assert two[:2] == b"IC" and two[2] == 2 and two[3:head_len] == plain[3:head_len]
+    assert two[head_len:] == bytes([len(base)]) + base + bytes([3]) + p1 + b"\xc8\x01" + p2
+    cut_after_base = head_len + 1 + len(base)
+    assert icz.split_file(two[:cut_after_base])[2] == []
+    assert icz.split_file(two[: cut_after_base + 4])[2] == [p1]
+    with pytest.raises(InvcompError, match="part 2 incomplete"):
+        icz.split_file(two[:-1])
+    with pytest.raises(InvcompError, match="base payload incomplete"):
+        icz.split_file(two[: cut_after_base - 1])
+    assert icz.with_parts(two, []) == plain  # the base alone is the version 1 file
+    with pytest.raises(InvcompError, match="at most 16"):
+        icz.with_parts(plain, [b"x"] * 17)
+
+
+def test_enhanced_files_decode_through_the_codec_and_trim_to_each_part(tiny_model, tmp_path):
+    target, _ = _pair()
+    codec = Codec(tiny_model, "cpu")
+    plain = codec.compress_batch([target], codec.config(steps=2))[0]
+    base = codec.decompress(plain)
+    found, recon = layered(target, base, 24, 3)
+    data = icz.with_parts(plain, found)
+    assert np.array_equal(codec.decompress(data), residual.to_pixels(recon))
+    quality = [_psnr(target, codec.decompress(icz.with_parts(plain, found[:k]))) for k in range(4)]
+    assert quality == sorted(quality) and quality[3] > quality[0] + 10  # each part adds quality
+    (tmp_path / "f.icz").write_bytes(data)
+    m = tmp_path / "m.pt"
+    from invcomp.models.weights import save_weights
+    save_weights(m, "generator", tiny_model.generator, tiny_model.config)
+    for k, size in ((1, len(icz.with_parts(plain, found[:1]))), (2, len(icz.with_parts(plain, found[:2])))):
+        r = runner.invoke(app, ["trim", str(tmp_path / "f.icz"), "-o", str(tmp_path / f"t{k}.icz"), "--max-bytes", str(size)])
+        assert r.exit_code == 0, r.output
+        assert (tmp_path / f"t{k}.icz").read_bytes() == data[:size]  # trimming = cutting after a part
+    r = runner.invoke(app, ["trim", str(tmp_path / "f.icz"), "-o", str(tmp_path / "t0.icz"), "--parts", "0"])
+    assert r.exit_code == 0 and (tmp_path / "t0.icz").read_bytes() == plain
+    for args, msg in ((["--max-bytes", "3"], "base alone is"), (["--parts", "4"], "--parts must be 0..3"), ([], "one of")):
+        r = runner.invoke(app, ["trim", str(tmp_path / "f.icz"), "-o", str(tmp_path / "x.icz"), *args])
+        assert r.exit_code != 0 and msg in r.output and not (tmp_path / "x.icz").exists()
+    r = runner.invoke(app, ["trim", str(tmp_path / "f.icz"), "-o", str(tmp_path / "f.icz"), "--parts", "1"])
+    assert r.exit_code != 0 and "refusing to overwrite" in r.output and (tmp_path / "f.icz").read_bytes() == data
+    r = runner.invoke(app, ["info", str(tmp_path / "f.icz"), "--json"])
+    assert '"part_bytes": [' in r.output and '"version": 2' in r.output
+
+
+def test_targets_validate():
+    for kw, msg in (({"max_bytes": 0}, "max-bytes"), ({"target_psnr": 0}, "target-psnr"), ({"metric": "mse"}, "metric"),
+                    ({"layers": 9}, "layers"), ({"target_ssim": 1.5}, "target-ssim")):
+        with pytest.raises(InvcompError, match=msg):
+            Target(**kw)
+
+
+def test_choice_meets_budgets_and_targets(tiny_model):
+    target, _ = _pair()
+    codec = Codec(tiny_model, "cpu")
+    cands = codec.compress_candidates([target], config=codec.config(steps=2))[0]
+    bases = [Base(c.bits, c.data, codec.decompress(c.data)) for c in cands]
+    base_best = max(_psnr(target, b.pixels) for b in bases)
+    sizes = []
+    for budget in (60, 150, 400):
+        c = choose_enhanced(target, bases, Target(max_bytes=budget, metric="psnr")).candidate
+        assert c.size <= budget and abs(_psnr(target, decompress(c.data, tiny_model, "cpu")) - c.psnr) < 1e-6
+        sizes.append(c.psnr)
+    assert sizes == sorted(sizes) and sizes[-1] > base_best + 5  # quality keeps rising with bytes
+    choice = choose_enhanced(target, bases, Target(target_psnr=30))
+    assert choice.met and choice.candidate.psnr >= 30
+    cheaper = choose_enhanced(target, bases, Target(target_psnr=25)).candidate
+    assert cheaper.size < choice.candidate.size
+    alone = choose_enhanced(target, bases, Target(target_psnr=30), enhance=False)
+    assert not alone.met and alone.candidate.data[2] == 1
+
+
+def test_api_and_presets_with_parts(tiny_model):
+    target, _ = _pair()
+    data = compress(target, tiny_model, "cpu", max_bytes=200, metric="psnr", steps=2)
+    assert len(data) <= 200 and data[2] == 2
+    six = compress(target, tiny_model, "cpu", quality=6, steps=2)
+    ten = compress(target, tiny_model, "cpu", quality=10, steps=2)
+    assert icz.unpack_header(six)[0].bits == 4 and len(ten) > len(six)
+    assert _psnr(target, decompress(ten, tiny_model, "cpu")) > _psnr(target, decompress(six, tiny_model, "cpu"))
+    with pytest.raises(InvcompError, match="1..10"):
+        compress(target, tiny_model, "cpu", quality=11)
+    with pytest.raises(InvcompError, match="masks"):
+        compress(target, tiny_model, "cpu", quality=7, mask_scheme="random")
