@@ -20,7 +20,7 @@ from invcomp.formats import coefficients
 KIND_DCT = 0
 TRANSFORMS = {2: 4, 3: 8}  # transform byte = log2 of the block side
 DEFAULT_BLOCK = 8
-DEFAULT_CHROMA = 4  # chroma step = 2 x luma step
+DEFAULT_CHROMA = 0  # chroma step = luma step: finer or coarser measured worse in RGB PSNR and SSIM (docs/RESULTS.md)
 
 
 @dataclass(frozen=True)

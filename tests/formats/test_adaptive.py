@@ -8,7 +8,7 @@ from invcomp.errors import InvcompError
 from invcomp.formats import coefficients
 from invcomp.formats.adaptive import HALF_PROB, PROB_MIN, BitDecoder, BitEncoder
 
-START_SHA256 = "2d33e9f007c5c4d9c1a17b888aae6e09a476d04ffe17d2f819c9a07797f67b2f"
+START_SHA256 = "9e2529410415c942bb6295c1e13846522c12682dc0a3eaac2c6206960243ce4a"
 
 
 def test_start_table_is_pinned():
