@@ -123,40 +123,55 @@ def run_invcomp(codec: Codec, images: np.ndarray, bits: tuple[int, ...], cfg: In
     return Series(name, "invcomp", list(bits), [f"{b}-bit" for b in bits], points, key, {"files": files})
 
 
+def cache_dir(out: Path, data: BenchData) -> Path:
+    """Where a bench keeps its per-image measurements (classic series are shared by all models)."""
+    return out / "bench_cache" / (data.stem + (f"_n{data.n}" if data.n else ""))
+
+
+def invcomp_series(codec: Codec, data: BenchData, cfg: InversionConfig, cache: Path, batch_size: int = 64,
+                   progress: Stages = silent) -> Series:
+    """invcomp's files at every operating point for these images, from the cache when it holds them."""
+    key = {"images": images_digest(data.images), "model_sha256": codec.model.sha256, "inversion": asdict(cfg),
+           "bits": list(OPERATING_BITS)}
+    if codec.dtype != torch.float32:  # fp32 caches keep their key
+        key["precision"] = str(codec.dtype).removeprefix("torch.")
+    path = cache / f"invcomp_{codec.model.name}.json"
+    ours = load_cached(path, key)
+    if ours is None:
+        with progress("invcomp", len(data.images)) as bar:
+            ours = run_invcomp(codec, data.images, OPERATING_BITS, cfg, batch_size, key, bar.advance)
+        save_cached(path, ours)
+    return ours
+
+
+def classic_series(c: ClassicCodec, images: np.ndarray, cache: Path, progress: Stages = silent) -> Series:
+    key = {"images": images_digest(images), "codec": c.name, "settings": list(c.settings), "options": c.options(c.settings[0])}
+    path = cache / f"{c.key}.json"
+    s = load_cached(path, key)
+    if s is None:
+        with progress(c.name, len(images) * len(c.settings)) as bar:
+            s = run_classic(c, images, key, bar.advance)
+        save_cached(path, s)
+    return s
+
+
 # --- the whole bench ------------------------------------------------------------------------
 
 def run_rd_bench(codec: Codec, data: BenchData, out: Path, config: InversionConfig | None = None,
-                 batch_size: int = 64, grid: int = 6, progress: Stages = silent) -> dict:
+                 batch_size: int = 64, grid: int = 6, progress: Stages = silent, extra_rows: tuple[dict, ...] = ()) -> dict:
     """Every series (from the cache where it holds one for these images and settings), the analysis,
-    the plots, the grid of the first `grid` images (0: none), Markdown and JSON; returns the report."""
+    the plots, the grid of the first `grid` images (0: none), Markdown and JSON; returns the report.
+    extra_rows: more summary rows to plot and analyse (invcomp with enhancement parts: budgets.rd_rows)."""
     cfg = config or codec.config()
     images, n, name = data.images, data.n, codec.model.name
     stem = f"bench_{name}_{data.stem}" + (f"_n{n}" if n else "")
-    cache = out / "bench_cache" / (data.stem + (f"_n{n}" if n else ""))  # classic series are shared by all models
-    digest = images_digest(images)
+    cache = cache_dir(out, data)
     t_start = time.perf_counter()
 
-    key = {"images": digest, "model_sha256": codec.model.sha256, "inversion": asdict(cfg), "bits": list(OPERATING_BITS)}
-    if codec.dtype != torch.float32:  # fp32 caches keep their key
-        key["precision"] = str(codec.dtype).removeprefix("torch.")
-    path = cache / f"invcomp_{name}.json"
-    ours = load_cached(path, key)
-    if ours is None:
-        with progress("invcomp", len(images)) as bar:
-            ours = run_invcomp(codec, images, OPERATING_BITS, cfg, batch_size, key, bar.advance)
-        save_cached(path, ours)
-    series = [ours]
-    for c in CLASSIC_CODECS:
-        key = {"images": digest, "codec": c.name, "settings": list(c.settings), "options": c.options(c.settings[0])}
-        path = cache / f"{c.key}.json"
-        s = load_cached(path, key)
-        if s is None:
-            with progress(c.name, len(images) * len(c.settings)) as bar:
-                s = run_classic(c, images, key, bar.advance)
-            save_cached(path, s)
-        series.append(s)
+    ours = invcomp_series(codec, data, cfg, cache, batch_size, progress)
+    series = [ours] + [classic_series(c, images, cache, progress) for c in CLASSIC_CODECS]
 
-    rows = [r for s in series for r in s.summary(codec.resolution**2)]
+    rows = [r for s in series for r in s.summary(codec.resolution**2)] + list(extra_rows)
     analysis = analyse(rows, codec.model.default_bits)
     out.mkdir(parents=True, exist_ok=True)
     md = out / f"{stem}.md"

@@ -45,12 +45,19 @@ def bench(
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     precision: str = typer.Option("auto", help="generator compute type while fitting: auto (bf16 where native), fp32, bf16"),
     out: Path = typer.Option(Path("results"), help="folder for JSON, Markdown and plots"),
+    budgets: str = typer.Option("0.5,1,1.5,2,3,4", help="per-image byte budgets as multiples of WebP-q0's mean bytes "
+                                "for the equal-budget table and the enhanced curve ('' : none)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Rate-distortion sweep: invcomp's operating points beside JPEG, WebP, AVIF, JPEG 2000.
 
     Also WebP and JPEG encoded at 1/2 and 1/4 size and upscaled (Lanczos) on decode. Per
     point: mean bytes (whole files), bpp, PSNR, SSIM, MS-SSIM.
+
+    With --budgets, first the equal-budget table: per image and budget, invcomp's --max-bytes file
+    (base and enhancement parts) against the best JPEG, WebP and AVIF file within it
+    (results/budgets_<model>_<data>.{json,md}, *_budget_{ssim,psnr}.png); its best-SSIM files are
+    the "invcomp + parts" curve of the RD plots.
 
     Writes results/bench_<model>_<data>.{json,md}, RD plots (*_ssim.png, *_psnr.png) and a grid
     of reconstructions at matched bytes (*_grid.png). Each codec's measurements are cached
@@ -69,7 +76,15 @@ def bench(
     codec = Codec(model[0], device)
     images = load_bench_data(data, codec.resolution, n)
     config = codec.config(**_inversion_options(steps=steps, restarts=restarts))
-    report = run_rd_bench(codec, images, out, config, batch_size, grid, _bars("bench"))
+    extra: tuple = ()
+    if budgets.strip():
+        from invcomp.bench.budgets import rd_rows, run_budget_bench
+
+        table = run_budget_bench(codec, images, out, config, tuple(_csv(budgets, float)), batch_size, _bars("bench"))
+        extra = rd_rows(table, codec.resolution)
+        if not as_json:
+            typer.echo(Path(table["outputs"]["markdown"]).read_text())
+    report = run_rd_bench(codec, images, out, config, batch_size, grid, _bars("bench"), extra)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:

@@ -27,8 +27,18 @@ def test_bench_writes_every_codec_and_reuses_cache(tmp_path, tiny_weights, tiny_
     assert r.exit_code == 0, r.output
     report = json.loads(r.stdout)
     names = {row["codec"] for row in report["rows"]}
-    assert names == {"invcomp tiny"} | {c.name for c in classic.CLASSIC_CODECS}
+    assert names == {"invcomp tiny", "invcomp + parts"} | {c.name for c in classic.CLASSIC_CODECS}
+    parts = [row for row in report["rows"] if row["codec"] == "invcomp + parts"]
+    assert [row["setting"] for row in parts] == ["0.5x", "1x", "1.5x", "2x", "3x", "4x"]
+    assert [row["mean_bytes"] for row in parts] == sorted(row["mean_bytes"] for row in parts)
+    assert parts[-1]["psnr"] > parts[0]["psnr"] + 1  # quality keeps rising with the budget (noise images: slowly)
+    budgets = json.loads(open(out / "budgets_tiny_few.json").read())
+    for row in budgets["rows"]:
+        if row["codec"].startswith("invcomp"):
+            assert row["within"] == 4 and row["bytes"] <= row["budget"]
     for row in report["rows"]:
+        if row["codec"] == "invcomp + parts":
+            continue
         assert row["images"] == 4 and row["mean_bytes"] > 0
         assert abs(row["bpp"] - 8 * row["mean_bytes"] / 1024) < 1e-3
         assert 0 < row["ssim"] <= 1 and row["psnr"] > 0 and 0 <= row["msssim"] <= 1
@@ -42,7 +52,7 @@ def test_bench_writes_every_codec_and_reuses_cache(tmp_path, tiny_weights, tiny_
     # a rerun reads every series from the cache: no codec and no inversion runs again
     monkeypatch.setattr(classic.ClassicCodec, "roundtrip", lambda *a: pytest.fail("classic codec re-run"))
     monkeypatch.setattr(rd, "run_invcomp", lambda *a, **k: pytest.fail("inversion re-run"))
-    r2 = runner.invoke(app, args[:-3] + ["--grid", "0", "--json"])
+    r2 = runner.invoke(app, args[:-3] + ["--grid", "0", "--json"])  # (the enhancement choice itself runs again)
     assert r2.exit_code == 0, r2.output
     assert json.loads(r2.stdout)["rows"] == report["rows"]
 
@@ -89,3 +99,15 @@ def test_crossings_and_target_analysis():
     assert 20 / 90 < a["bytes_ratio_at_webp_q0_ssim"] < 35 / 90  # ours reaches 0.7 between 20 and 35 bytes
     dom = a["ssim_curve_above_classics_below_webp_q0"]
     assert dom["classic_points_checked"] == 2 and [v["mean_bytes"] for v in dom["violations"]] == [45]
+
+
+def test_best_within_takes_the_highest_setting_that_fits():
+    from invcomp.bench.budgets import best_within
+
+    series = rd.Series("X", "classic", [0, 50, 90], ["q0", "q50", "q90"],
+                       [{"bytes": [10, 30], "psnr": [20.0, 21.0], "ssim": [0.5, 0.6]},
+                        {"bytes": [20, 40], "psnr": [25.0, 26.0], "ssim": [0.7, 0.8]},
+                        {"bytes": [50, 60], "psnr": [30.0, 31.0], "ssim": [0.9, 0.95]}])
+    assert best_within(series, 25, 2) == {"within": 2, "bytes": 20.0, "psnr": 22.5, "ssim": 0.6}
+    assert best_within(series, 9, 2) == {"within": 0, "bytes": None, "psnr": None, "ssim": None}
+    assert best_within(series, 45, 2)["psnr"] == 25.5
