@@ -108,6 +108,6 @@ def test_best_within_takes_the_highest_setting_that_fits():
                        [{"bytes": [10, 30], "psnr": [20.0, 21.0], "ssim": [0.5, 0.6]},
                         {"bytes": [20, 40], "psnr": [25.0, 26.0], "ssim": [0.7, 0.8]},
                         {"bytes": [50, 60], "psnr": [30.0, 31.0], "ssim": [0.9, 0.95]}])
-    assert best_within(series, 25, 2) == {"within": 2, "bytes": 20.0, "psnr": 22.5, "ssim": 0.6}
+    assert best_within(series, 25, 2) == {"within": 1, "bytes": 20.0, "psnr": 25.0, "ssim": 0.7}  # image 1 has no file
     assert best_within(series, 9, 2) == {"within": 0, "bytes": None, "psnr": None, "ssim": None}
     assert best_within(series, 45, 2)["psnr"] == 25.5
