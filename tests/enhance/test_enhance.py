@@ -157,3 +157,56 @@ def test_api_and_presets_with_parts(tiny_model):
         compress(target, tiny_model, "cpu", quality=11)
     with pytest.raises(InvcompError, match="masks"):
         compress(target, tiny_model, "cpu", quality=7, mask_scheme="random")
+
+
+_THREADS_SCRIPT = """
+import hashlib, json, os, sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+from invcomp.codec import decompress
+from invcomp.enhance.parts import parse_part
+from invcomp.formats import coefficients
+from invcomp.formats.icz import split_file
+data = open(sys.argv[2], 'rb').read()
+codes = []
+for p in split_file(data)[2]:
+    part = parse_part(p)
+    codes.append(coefficients.decode(part.coded, (3, 32 // part.block, 32 // part.block, part.block ** 2), (False, True, True)))
+pixels = decompress(data, model=sys.argv[3] if len(sys.argv) > 3 else None, device='cpu')
+print(json.dumps([hashlib.sha256(json.dumps(codes).encode()).hexdigest(), pixels.tolist()]))
+"""
+
+
+def _decode_in(threads, path, model=None):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    out = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, str(threads), str(path), *([str(model)] if model else [])],
+                         capture_output=True, text=True, check=True, env=env).stdout
+    digest, pixels = json.loads(out)
+    return digest, np.asarray(pixels, dtype=np.int64)
+
+
+def _check_threads(path, model=None):
+    (d1, p1), (d2, p2) = _decode_in(1, path, model), _decode_in(2, path, model)
+    assert d1 == d2  # the entropy-decoded coefficients: identical
+    assert np.abs(p1 - p2).max() <= 1  # the pixels: at most one level apart
+
+
+def test_enhanced_decoding_across_thread_counts(tmp_path, tiny_model, tiny_weights):
+    target, _ = _pair(3)
+    data = compress(target, tiny_model, "cpu", target_psnr=35, layers=2, steps=2)
+    assert len(icz.split_file(data)[2]) == 2
+    (tmp_path / "e.icz").write_bytes(data)
+    _check_threads(tmp_path / "e.icz", tiny_weights)
+
+
+@pytest.mark.slow
+@pytest.mark.pretrained
+def test_pretrained_enhanced_decoding_across_thread_counts(tmp_path):
+    target, _ = _pair(4)
+    data = compress(target, "airplanes32", "cpu", max_bytes=200, layers=2, steps=20)
+    (tmp_path / "p.icz").write_bytes(data)
+    _check_threads(tmp_path / "p.icz")
