@@ -22,9 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from invcomp.codec import Codec
+from invcomp.enhance.choose import Base, Target, choose_enhanced
+from invcomp.enhance.parts import apply_parts
 from invcomp.errors import InvcompError
 from invcomp.files import fsync_dir, write_atomic, write_error
 from invcomp.formats import icza
+from invcomp.formats.icz import split_file
 from invcomp.inversion.invert import InversionConfig
 from invcomp.io.images import resize_to
 from invcomp.io.sources import Item, list_sources, read_batches
@@ -79,15 +82,32 @@ def codec_for(header: icza.ArchiveHeader, model: str | None = None, device: str 
     return codec
 
 
-def header_for(codec: Codec, cfg: InversionConfig) -> icza.ArchiveHeader:
+ENHANCE_KEY = "enhance"  # the settings' entry for enhancement parts (a Target's fields), absent when none
+
+
+def header_for(codec: Codec, cfg: InversionConfig, enhance: Target | None = None) -> icza.ArchiveHeader:
     c = codec.model.config
+    settings = dataclasses.asdict(cfg)
+    if enhance is not None:
+        settings[ENHANCE_KEY] = {k: v for k, v in dataclasses.asdict(enhance).items() if v is not None}
     return icza.ArchiveHeader(codec.model.sha256, codec.model.name, c.resolution, c.latent_dim, float(c.latent_range),
-                              cfg.bits, icza.canonical_config(dataclasses.asdict(cfg)))
+                              cfg.bits, icza.canonical_config(settings))
+
+
+def enhance_of(header: icza.ArchiveHeader) -> Target | None:
+    """The archive's enhancement settings (for `add`), None when its images have no parts."""
+    raw = header.settings().get(ENHANCE_KEY)
+    if raw is None:
+        return None
+    try:
+        return Target(**raw)
+    except TypeError:
+        raise InvcompError("archive enhancement settings use options this invcomp does not know") from None
 
 
 def config_of(header: icza.ArchiveHeader) -> InversionConfig:
     """The archive's inversion settings as an InversionConfig (for `add`)."""
-    settings = header.settings()
+    settings = {k: v for k, v in header.settings().items() if k != ENHANCE_KEY}
     known = {f.name for f in dataclasses.fields(InversionConfig)}
     unknown = sorted(set(settings) - known)
     if unknown:
@@ -106,10 +126,23 @@ def summary(path: Path, seconds: float, packed: int) -> dict:
 
 # --- writing -------------------------------------------------------------------------------
 
+def enhancement_parts(codec: Codec, pixels: np.ndarray, codes: np.ndarray, bits: int, target: Target) -> list[tuple[bytes, ...]]:
+    """Per image, the enhancement parts that meet `target` on its base codes (as `fit` chooses them
+    for a file of this base; the budget counts the .icz file's bytes)."""
+    decoded = codec.decode_codes(codes, bits)
+    out = []
+    for x, c, base in zip(pixels, codes, decoded):
+        data = codec.encode(c, bits)
+        chosen = choose_enhanced(x, [Base(bits, data, base)], target).candidate.data
+        out.append(tuple(split_file(chosen)[2]))
+    return out
+
+
 def append_batches(path: Path, codec: Codec, cfg: InversionConfig, items: Sequence[Item], batch_size: int,
-                   skip_unreadable: bool, notes: Notes, advance: Callable[[int], None] = _quiet) -> int:
-    """Invert `items` a batch at a time and append each batch as one committed segment; returns
-    how many images were appended."""
+                   skip_unreadable: bool, notes: Notes, advance: Callable[[int], None] = _quiet,
+                   enhance: Target | None = None) -> int:
+    """Invert `items` a batch at a time (adding enhancement parts when `enhance` asks) and append each
+    batch as one committed segment; returns how many images were appended."""
     done = 0
     with icza.ArchiveReader(path, index=False) as r:
         version = r.header.version
@@ -119,7 +152,8 @@ def append_batches(path: Path, codec: Codec, cfg: InversionConfig, items: Sequen
             notes(f"{path.name} is a version {version} archive, which stores no original sizes: `unpack --original-size` "
                   "will give these images at the model's size (`invcomp merge` rewrites it in the current version)")
             sizes = [None] * len(sizes)
-        records = [icza.Record(it.name, c, size) for it, c, size in zip(batch, codes, sizes)]
+        parts = enhancement_parts(codec, np.stack(pixels), codes, cfg.bits, enhance) if enhance else [()] * len(codes)
+        records = [icza.Record(it.name, c, size, p) for it, c, size, p in zip(batch, codes, sizes, parts)]
         segment = icza.encode_segment(records, cfg.bits, float(codec.model.config.latent_range), version=version)
         icza.append_segment(path, segment, len(records))
         done += len(records)
@@ -140,8 +174,10 @@ def _counter(progress: Progress, total: int, done: int = 0) -> Callable[[int], N
 
 def pack(sources: Sequence[Path], out: Path, codec: Codec, cfg: InversionConfig, batch_size: int = 64,
          shard: tuple[int, int] | None = None, resume: bool = False, force: bool = False,
-         skip_unreadable: bool = False, notes: Notes = _quiet, progress: Progress = _quiet) -> dict:
-    """Pack images into `out` (crash-safe through out.partial; `resume` completes one); the summary."""
+         skip_unreadable: bool = False, notes: Notes = _quiet, progress: Progress = _quiet, *,
+         enhance: Target | None = None) -> dict:
+    """Pack images into `out` (crash-safe through out.partial; `resume` completes one); the summary.
+    enhance: per image, enhancement parts after its codes that meet this target (recorded in the header)."""
     if batch_size < 1:
         raise InvcompError("--batch-size must be >= 1")
     partial = out.with_name(out.name + ".partial")
@@ -153,7 +189,7 @@ def pack(sources: Sequence[Path], out: Path, codec: Codec, cfg: InversionConfig,
     inputs = {it.path.resolve() for it in items}
     if out.resolve() in inputs or partial.resolve() in inputs:
         raise InvcompError(f"{out}: refusing to overwrite an input file")
-    header = header_for(codec, cfg)
+    header = header_for(codec, cfg, enhance)
     if not items:  # an empty shard: an empty archive, so that every job of an i/N array succeeds and merges
         write_atomic(out, icza.build_archive(header, []))
         notes(f"shard {shard[0]}/{shard[1]} holds no images of these sources: wrote an empty archive" if shard
@@ -173,7 +209,7 @@ def pack(sources: Sequence[Path], out: Path, codec: Codec, cfg: InversionConfig,
     try:
         with icza.exclusive(partial):
             packed = append_batches(partial, codec, cfg, todo, batch_size, skip_unreadable, notes,
-                                    _counter(progress, len(items), len(done)))
+                                    _counter(progress, len(items), len(done)), enhance)
     except InvcompError as e:
         with icza.ArchiveReader(partial) as r:
             kept = len(r)
@@ -249,7 +285,7 @@ def add(archive: Path, sources: Sequence[Path], model: str | None = None, device
     with icza.exclusive(archive):
         try:
             packed = append_batches(archive, codec, config_of(header), todo, batch_size, skip_unreadable, notes,
-                                    _counter(progress, len(todo)))
+                                    _counter(progress, len(todo)), enhance_of(header))
         except InvcompError as e:  # every batch committed before the error stays in the archive
             with icza.ArchiveReader(archive) as r:
                 added = len(r) - len(existing)
@@ -303,7 +339,8 @@ def _parts_beside(out: Path) -> list[tuple[Path, int]]:
 
 def pack_distributed(sources: Sequence[Path], out: Path, codec: Codec, cfg: InversionConfig, batch_size: int = 64,
                      shard: tuple[int, int] | None = None, resume: bool = False, force: bool = False,
-                     skip_unreadable: bool = False, notes: Notes = _quiet, progress: Progress = _quiet) -> dict:
+                     skip_unreadable: bool = False, notes: Notes = _quiet, progress: Progress = _quiet, *,
+                     enhance: Target | None = None) -> dict:
     """`pack` split over the ranks of a torchrun group (`invcomp.distributed`), same arguments.
 
     Rank r packs shard r+1 of N (by name, as `--shard`) into its own crash-safe part beside `out`
@@ -322,7 +359,7 @@ def pack_distributed(sources: Sequence[Path], out: Path, codec: Codec, cfg: Inve
     board = distributed.Board("pack")
     try:
         return _pack_rank(sources, out, codec, cfg, batch_size, resume, force, skip_unreadable, notes, progress,
-                          rank, world, board)
+                          rank, world, board, enhance)
     except Exception as e:
         board.fail(str(e) if isinstance(e, InvcompError) else f"{type(e).__name__}: {e}")
         # the others stop at their next batch; meeting them here lets every rank print its error before
@@ -333,7 +370,8 @@ def pack_distributed(sources: Sequence[Path], out: Path, codec: Codec, cfg: Inve
 
 
 def _pack_rank(sources: Sequence[Path], out: Path, codec: Codec, cfg: InversionConfig, batch_size: int, resume: bool,
-               force: bool, skip_unreadable: bool, notes: Notes, progress: Progress, rank: int, world: int, board) -> dict:
+               force: bool, skip_unreadable: bool, notes: Notes, progress: Progress, rank: int, world: int, board,
+               enhance: Target | None = None) -> dict:
     t0 = time.perf_counter()
     if batch_size < 1:
         raise InvcompError("--batch-size must be >= 1")
@@ -366,7 +404,7 @@ def _pack_rank(sources: Sequence[Path], out: Path, codec: Codec, cfg: InversionC
             progress(board.get("done"), len(items))
 
     part = pack(sources, part_path(out, rank, world), codec, cfg, batch_size, shard, resume, force, skip_unreadable,
-                said if mine else _quiet, advance)  # an empty shard is an empty part, silently
+                said if mine else _quiet, advance, enhance=enhance)  # an empty shard is an empty part, silently
     board.add("packed", part["packed_now"])
     board.add("finished")
     if rank != 0:
@@ -412,11 +450,13 @@ def extract(reader: icza.ArchiveReader, names: Sequence[str] | None = None, mode
     codec = codec_for(reader.header, model, device)
     for name in wanted:
         try:
-            codes = reader.codes(name)
+            codes, parts = reader.codes(name), reader.parts(name)
+            pixels = codec.decode_codes(codes[None], reader.header.bits)[0]
+            if parts:  # enhancement parts, as in an .icz of version 2
+                pixels = apply_parts(pixels, parts)
         except InvcompError as e:
-            yield Extracted(name, None, str(e))
+            yield Extracted(name, None, str(e) if str(reader.path) in str(e) else f"{reader.path}: image {name!r}: {e}")
             continue
-        pixels = codec.decode_codes(codes[None], reader.header.bits)[0]
         size = reader.original_size(name)
         if original_size and size:
             pixels = resize_to(pixels, *size)

@@ -101,6 +101,18 @@ def main() -> None:
         icz = out / "airplanes32_user_mask.icz"
         run(["fit", str(src), "-o", str(icz), "-m", "airplanes32", "--mask", str(roi), "--device", "cpu"], env)
         entry(icz.stem, "airplanes32", "fit --mask roi.png (a 16x12 rectangle)", icz)
+        if "--layers" in subprocess.run([sys.executable, "-m", "invcomp", "fit", "--help"], env=env,
+                                        capture_output=True, text=True).stdout:  # .icz version 2: enhancement parts
+            for name, model, opts in (("airplanes32_parts_max150", "airplanes32", ["--max-bytes", "150", "--layers", "2"]),
+                                      ("flowers32_q8", "flowers32", ["--quality", "8"]),
+                                      ("flowers64_psnr28", "flowers64", ["--target-psnr", "28"])):
+                src = tmp / f"{model}.png"
+                icz = out / f"{name}.icz"
+                run(["fit", str(src), "-o", str(icz), "-m", model, "--device", "cpu", *opts], env)
+                entry(icz.stem, model, f"fit -m {model} {' '.join(opts)}", icz)
+            trimmed = out / "airplanes32_parts_trimmed.icz"
+            run(["trim", str(out / "airplanes32_parts_max150.icz"), "-o", str(trimmed), "--parts", "1"], env)
+            entry(trimmed.stem, "airplanes32", "trim --parts 1 of airplanes32_parts_max150.icz", trimmed)
         big = tmp / "enlarged.png"
         Image.fromarray(sample_images("flowers32", 1, 11)[0]).resize((48, 40), Image.LANCZOS).save(big)
         icz = out / "flowers32_original_size.icz"

@@ -18,9 +18,10 @@ def _print_summary(s: dict, as_json: bool, notes: Notes) -> None:
         return
     notes.finish()
     rate = f", {s['pictures_per_second']:.2f} images/s" if s["pictures_per_second"] else ""
+    parts = f"; enhancement parts {s['part_bytes'] / s['pictures']:.1f} per image" if s.get("part_bytes") else ""
     typer.echo(f"{s['archive']}: {s['pictures']} images, {s['bytes']} bytes ({s['bytes_per_picture']} per image; "
                f"codes {s['code_bytes_per_picture']} per image, {s['code_bytes_over_entropy']}x their zeroth-order "
-               f"entropy){rate}")
+               f"entropy{parts}){rate}")
 
 
 def pack(
@@ -32,6 +33,11 @@ def pack(
     restarts: int = typer.Option(1, help="starts per image"),
     seed: int = typer.Option(0),
     batch_size: int = typer.Option(64, help="images inverted (and committed) at once"),
+    max_bytes: Optional[int] = typer.Option(None, help="per image, enhancement parts up to this many bytes "
+                                            "(counted as the image's .icz file would be)"),
+    target_ssim: Optional[float] = typer.Option(None, help="per image, the fewest enhancement bytes reaching this SSIM"),
+    target_psnr: Optional[float] = typer.Option(None, help="per image, the fewest enhancement bytes reaching this PSNR"),
+    metric: str = typer.Option("ssim", help="with only --max-bytes: what 'best' means, ssim or psnr"),
     shard: Optional[str] = typer.Option(None, help="pack only shard i of N (i/N, 1-based; by name)"),
     resume: bool = typer.Option(False, help="complete an interrupted pack (NAME.icza.partial)"),
     force: bool = typer.Option(False, help="replace an existing archive"),
@@ -41,6 +47,9 @@ def pack(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Pack images into one .icza archive against one generator (crash-safe, resumable).
+
+    --max-bytes, --target-ssim or --target-psnr add enhancement parts after each image's codes
+    (the base bits stay the archive's); `add` adds new images with the same settings.
 
     Under `torchrun --nproc_per_node N -m invcomp pack ...` the N processes share out the images and
     rank 0 merges their parts into the one archive (the bytes one process would write)."""
@@ -56,10 +65,15 @@ def pack(
             main = distributed.is_main()
             codec = Codec(model, dev, precision)
             cfg = codec.config(**({"bits": bits} if bits is not None else {}), steps=steps, restarts=restarts, seed=seed)
+            enhance = None
+            if max_bytes is not None or target_ssim is not None or target_psnr is not None:
+                from invcomp.enhance.choose import Target
+
+                enhance = Target(max_bytes, target_ssim, target_psnr, metric)
             run = archive.pack_distributed if distributed.active() else archive.pack
             with ProgressBar("pack") if main else contextlib.nullcontext() as bar:
                 result = run(sources, out, codec, cfg, batch_size, which, resume, force, skip_unreadable,
-                             notes, bar.update if main else lambda *_: None)
+                             notes, bar.update if main else lambda *_: None, enhance=enhance)
         if main:
             _print_summary(result, as_json, notes)
     except (InvcompError, OSError) as e:

@@ -62,7 +62,7 @@ def test_fit_target_ssim_met_and_unmet(tmp_path, tiny_weights, tiny_model, rng_i
     src = _png(tmp_path, rng_image)
     found = Codec(tiny_model, "cpu").compress_candidates([rng_image], OPERATING_BITS, CFG)[0]
     reachable = max(c.ssim for c in found)
-    args = ["fit", str(src), "--model", str(tiny_weights), "--steps", "6", "--device", "cpu", "--json"]
+    args = ["fit", str(src), "--model", str(tiny_weights), "--steps", "6", "--device", "cpu", "--json", "--no-enhance"]
     r = runner.invoke(app, args + ["--target-ssim", f"{reachable - 1e-6:.7f}"])
     assert r.exit_code == 0, r.output
     row = json.loads(r.stdout)["files"][0]
@@ -73,6 +73,9 @@ def test_fit_target_ssim_met_and_unmet(tmp_path, tiny_weights, tiny_model, rng_i
     assert r.exit_code == 0, r.output
     row = json.loads(r.stdout)["files"][0]
     assert row["target_met"] is False and "target" in row["reason"] and (tmp_path / "a.icz").exists()
+    r = runner.invoke(app, args[:-1] + ["--target-ssim", "0.99"])  # enhancement parts reach past the latent's ceiling
+    row = json.loads(r.stdout)["files"][0]
+    assert r.exit_code == 0 and row["target_met"] and row["ssim"] >= 0.99 and row["parts"] == 1
 
 
 def test_fit_max_bytes_unreachable_writes_nothing(tmp_path, tiny_weights, rng_image):

@@ -60,10 +60,10 @@ from invcomp.formats.icza.reader import (
     Chunk,
     Problem,
     Segment,
-    archive_stats,
     chunk_data_intact,
     open_archive,
 )
+from invcomp.formats.icza.stats import archive_stats
 from invcomp.formats.icza.tables import (
     choose_table,
     histogram_cumulative,

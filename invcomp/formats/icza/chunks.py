@@ -44,10 +44,30 @@ class Record:
     name: str
     codes: np.ndarray  # (latent_dim,) int64, each < 2**bits
     size: tuple[int, int] | None = None  # (width, height) the image had before it was fitted, if that differs
+    parts: tuple[bytes, ...] = ()  # enhancement parts (as in .icz version 2), after the codes in the payload
 
 Size = tuple[int, int] | None
 FLAG_SIZE = 1  # record flag bit 0: the original size follows in the sizes column
+FLAG_PARTS = 2  # record flag bit 1: the payload ends with enhancement parts; their byte count is in the last column
 MAX_SIDE = 65535
+
+
+def parts_section(parts: Sequence[bytes]) -> bytes:
+    """Enhancement parts as a record stores them after its codes: each a varint length and its bytes."""
+    return b"".join(varint.encode(len(p)) + p for p in parts)
+
+
+def split_parts(section: bytes) -> tuple[bytes, ...]:
+    out, pos = [], 0
+    while pos < len(section):
+        if len(out) == 16:
+            raise InvcompError("corrupt record (more than 16 enhancement parts)")
+        n, pos = read_varint(section, pos, 1 << 21)
+        if n < 1 or pos + n > len(section):
+            raise InvcompError("corrupt record (enhancement part lengths)")
+        out.append(bytes(section[pos : pos + n]))
+        pos += n
+    return tuple(out)
 
 
 def record_check(name: bytes, payload: bytes) -> int:
@@ -140,28 +160,32 @@ def encode_chunk(records: Sequence[Record], cum: tuple[int, ...], version: int =
     """One chunk block: a zstd-compressed index (names, payload lengths, 16-bit checks, and in
     version 2 record flags and original sizes; column by column) followed by the records'
     arithmetic-coded codes."""
-    return encode_chunk_payloads([r.name for r in records], [encode_codes(r.codes, cum) for r in records],
-                                 [r.size for r in records], version)
+    sections = [parts_section(r.parts) for r in records]
+    return encode_chunk_payloads([r.name for r in records], [encode_codes(r.codes, cum) + x for r, x in zip(records, sections)],
+                                 [r.size for r in records], version, [len(x) for x in sections])
 
 
-def _encode_sizes(sizes: Sequence[Size]) -> bytes:
-    flags = b"".join(varint.encode(FLAG_SIZE if s else 0) for s in sizes)
+def _encode_extras(sizes: Sequence[Size], parts: Sequence[int]) -> bytes:
+    flags = b"".join(varint.encode((FLAG_SIZE if s else 0) | (FLAG_PARTS if n else 0)) for s, n in zip(sizes, parts))
     for s in sizes:
         if s and not all(1 <= v <= MAX_SIDE for v in s):
             raise InvcompError(f"original size {s[0]}x{s[1]} out of range (1..{MAX_SIDE})")
-    return flags + b"".join(varint.encode(s[0]) + varint.encode(s[1]) for s in sizes if s)
+    return (flags + b"".join(varint.encode(s[0]) + varint.encode(s[1]) for s in sizes if s)
+            + b"".join(varint.encode(n) for n in parts if n))
 
 
 def encode_chunk_payloads(names: Sequence[str], payloads: Sequence[bytes], sizes: Sequence[Size] | None = None,
-                          version: int = VERSION) -> bytes:
-    """The chunk block of records whose codes are already coded (`encode_codes`)."""
+                          version: int = VERSION, parts: Sequence[int] | None = None) -> bytes:
+    """The chunk block of records whose codes are already coded (`encode_codes`); parts[i] is how many
+    of payload i's bytes are its enhancement parts (at its end)."""
     sizes = list(sizes) if sizes is not None else [None] * len(names)
+    parts = list(parts) if parts is not None else [0] * len(names)
     raws = [n.encode("utf-8") for n in names]
     lengths = b"".join(varint.encode(len(p)) for p in payloads)
     checks = b"".join(struct.pack("<H", record_check(n, p)) for n, p in zip(raws, payloads))
-    if version == 1 and any(sizes):
-        raise InvcompError("a version 1 archive cannot store original sizes")
-    extra = _encode_sizes(sizes) if version >= 2 else b""
+    if version == 1 and (any(sizes) or any(parts)):
+        raise InvcompError("a version 1 archive cannot store original sizes or enhancement parts")
+    extra = _encode_extras(sizes, parts) if version >= 2 else b""
     index = zstandard.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=False, write_content_size=True).compress(
         encode_names(raws) + lengths + checks + extra)
     head = _CHUNK.pack(len(payloads), len(index), zlib.crc32(index))
@@ -175,9 +199,13 @@ class ChunkIndex:
     checks: tuple[int, ...]
     data_offset: int  # file offset of the first record's codes
     sizes: tuple[Size, ...] = ()  # original sizes (version 2; empty when no record has one)
+    parts: tuple[int, ...] = ()  # bytes of enhancement parts at the end of each payload (empty when none has any)
 
     def size(self, i: int) -> Size:
         return self.sizes[i] if self.sizes else None
+
+    def parts_bytes(self, i: int) -> int:
+        return self.parts[i] if self.parts else 0
 
     def offsets(self) -> list[int]:
         out, pos = [], self.data_offset
@@ -188,12 +216,12 @@ class ChunkIndex:
 
 
 def decode_chunk_index(index: bytes, count: int, max_data: int,
-                       version: int = VERSION) -> tuple[list[str], list[int], list[int], list[Size]]:
-    """Names, payload lengths, checks and original sizes from a chunk's compressed index; every
-    size is checked against what the chunk can hold before anything is allocated."""
+                       version: int = VERSION) -> tuple[list[str], list[int], list[int], list[Size], list[int]]:
+    """Names, payload lengths, checks, original sizes and parts bytes from a chunk's compressed index;
+    every size is checked against what the chunk can hold before anything is allocated."""
     if not 1 <= count <= MAX_CHUNK_RECORDS:
         raise InvcompError("corrupt chunk index (record count)")
-    bound = count * (2 * 5 + MAX_NAME_BYTES + 5 + 2 + (1 + 2 * 3 if version >= 2 else 0))
+    bound = count * (2 * 5 + MAX_NAME_BYTES + 5 + 2 + (1 + 2 * 3 + 4 if version >= 2 else 0))
     try:
         params = zstandard.get_frame_parameters(index)
         if params.content_size > bound:
@@ -217,11 +245,12 @@ def decode_chunk_index(index: bytes, count: int, max_data: int,
     checks = list(struct.unpack_from(f"<{count}H", raw, pos))
     pos += 2 * count
     sizes: list[Size] = [None] * count
+    parts = [0] * count
     if version >= 2:
         flags = []
         for _ in range(count):
             f, pos = read_varint(raw, pos, 1 << 20)
-            if f & ~FLAG_SIZE:
+            if f & ~(FLAG_SIZE | FLAG_PARTS):
                 raise InvcompError(f"chunk index has record flags {f} that this invcomp does not know (a later release "
                                    "may read it)")
             flags.append(f)
@@ -232,9 +261,15 @@ def decode_chunk_index(index: bytes, count: int, max_data: int,
                 if not (w and h):
                     raise InvcompError("corrupt chunk index (original size 0)")
                 sizes[i] = (w, h)
+        for i, f in enumerate(flags):
+            if f & FLAG_PARTS:
+                n, pos = read_varint(raw, pos, lengths[i] - 1)
+                if not n:
+                    raise InvcompError("corrupt chunk index (enhancement parts of 0 bytes)")
+                parts[i] = n
     if pos != len(raw):
         raise InvcompError("corrupt chunk index (sizes do not add up)")
-    return names, lengths, checks, sizes
+    return names, lengths, checks, sizes, parts
 
 
 def encode_segment_header(records: int, chunks: int, body: int, kind: int, table: bytes) -> bytes:

@@ -33,7 +33,6 @@ from invcomp.formats.icza.blocks import (
     MAGIC_SEGMENT,
     MAGIC_SLOT,
     SLOT_BYTES,
-    TABLE_NAMES,
     ArchiveHeader,
     Slot,
     block_at,
@@ -41,8 +40,8 @@ from invcomp.formats.icza.blocks import (
     find_block,
     name_key,
 )
-from invcomp.formats.icza.chunks import ChunkIndex, Record, decode_chunk_index, decode_codes, record_check
-from invcomp.formats.icza.tables import level_counts, table_cumulative, zeroth_order_entropy_bits
+from invcomp.formats.icza.chunks import ChunkIndex, Record, decode_chunk_index, decode_codes, record_check, split_parts
+from invcomp.formats.icza.tables import table_cumulative
 
 
 @dataclass(frozen=True)
@@ -275,12 +274,13 @@ class ArchiveReader:
         if zlib.crc32(index) != index_crc:
             return None
         try:
-            names, lengths, checks, sizes = decode_chunk_index(index, count, block_end - 4 - index_start - index_len,
-                                                               self.header.version)
+            names, lengths, checks, sizes, parts = decode_chunk_index(index, count, block_end - 4 - index_start - index_len,
+                                                                      self.header.version)
         except InvcompError:
             return None
         return Chunk(pos, segment, ChunkIndex(tuple(names), tuple(lengths), tuple(checks), index_start + index_len,
-                                              tuple(sizes) if any(sizes) else ()), block_end)
+                                              tuple(sizes) if any(sizes) else (), tuple(parts) if any(parts) else ()),
+                     block_end)
 
     def _locate_damage(self, chunk: Chunk) -> None:
         bad = [n for n, off, ln, chk in zip(chunk.index.names, chunk.index.offsets(), chunk.index.lengths, chunk.index.checks)
@@ -391,16 +391,38 @@ class ArchiveReader:
     def _cum(self, chunk: Chunk) -> tuple[int, ...]:
         return (self._segments if self._full else self._sparse)[chunk.segment].cum
 
-    def _decode(self, chunk: Chunk, i: int) -> np.ndarray:
+    def _checked(self, chunk: Chunk, i: int) -> bytes:
+        """Record i's whole payload (codes, then any enhancement parts), its check verified."""
         name = chunk.index.names[i]
         off, ln = chunk.index.offsets()[i], chunk.index.lengths[i]
-        payload = self._data[off : off + ln]
+        payload = bytes(self._data[off : off + ln])
         if record_check(name.encode("utf-8"), payload) != chunk.index.checks[i]:
             raise InvcompError(f"{self.path}: image {name!r} is damaged (checksum mismatch)")
+        return payload
+
+    def _decode(self, chunk: Chunk, i: int) -> np.ndarray:
+        payload = self._checked(chunk, i)
         try:
-            return decode_codes(payload, self.header.latent_dim, self._cum(chunk))
+            return decode_codes(payload[: len(payload) - chunk.index.parts_bytes(i)], self.header.latent_dim,
+                                self._cum(chunk))
         except InvcompError:
-            raise InvcompError(f"{self.path}: image {name!r} is damaged (its codes do not decode)") from None
+            raise InvcompError(f"{self.path}: image {chunk.index.names[i]!r} is damaged (its codes do not decode)") from None
+
+    def _parts(self, chunk: Chunk, i: int) -> tuple[bytes, ...]:
+        n = chunk.index.parts_bytes(i)
+        if not n:
+            return ()
+        try:
+            return split_parts(self._checked(chunk, i)[-n:])
+        except InvcompError:
+            raise InvcompError(f"{self.path}: image {chunk.index.names[i]!r} is damaged (its parts do not parse)") from None
+
+    def parts(self, name: str) -> tuple[bytes, ...]:
+        """One image's enhancement parts (as in an .icz of version 2; none for most archives)."""
+        found = self._locate(name)
+        if found is None:
+            raise InvcompError(f"{self.path}: no image named {name!r}")
+        return self._parts(*found)
 
     def codes(self, name: str) -> np.ndarray:
         """One image's codes, read and decoded alone; an error naming it if it is damaged."""
@@ -422,19 +444,14 @@ class ArchiveReader:
         found = self._locate(name)
         if found is None:
             raise InvcompError(f"{self.path}: no image named {name!r}")
-        chunk, i = found
-        off, ln = chunk.index.offsets()[i], chunk.index.lengths[i]
-        data = bytes(self._data[off : off + ln])
-        if record_check(name.encode("utf-8"), data) != chunk.index.checks[i]:
-            raise InvcompError(f"{self.path}: image {name!r} is damaged (checksum mismatch)")
-        return data, self._cum(chunk)
+        return self._checked(*found), self._cum(found[0])
 
     def records(self, skip_damaged: bool = False) -> Iterator[Record]:
         """Every record in stored order; a damaged one raises unless skip_damaged."""
         for chunk in self.chunks():
             for i, name in enumerate(chunk.index.names):
                 try:
-                    yield Record(name, self._decode(chunk, i), chunk.index.size(i))
+                    yield Record(name, self._decode(chunk, i), chunk.index.size(i), self._parts(chunk, i))
                 except InvcompError:
                     if not skip_damaged:
                         raise
@@ -471,18 +488,3 @@ def open_archive(path: str | os.PathLike) -> ArchiveReader:
 
 def chunk_data_intact(data, chunk: Chunk) -> bool:
     return zlib.crc32(data[chunk.offset : chunk.end - 4]) == struct.unpack_from("<I", data, chunk.end - 4)[0]
-
-
-def archive_stats(reader: ArchiveReader) -> dict:
-    """Byte accounting of an archive: codes, index, framing, and the codes' zeroth-order entropy."""
-    counts = level_counts((r.codes for r in reader.records()), reader.header.bits)
-    code_bytes = sum(sum(c.index.lengths) for c in reader.chunks())
-    n = len(reader)
-    entropy_bytes = zeroth_order_entropy_bits(counts) / 8
-    total = reader.slot.end
-    return {"pictures": n, "bytes": total, "bytes_per_picture": round(total / n, 3) if n else None,
-            "code_bytes": code_bytes, "code_bytes_per_picture": round(code_bytes / n, 3) if n else None,
-            "entropy_bytes": round(entropy_bytes, 1),
-            "code_bytes_over_entropy": round(code_bytes / entropy_bytes, 4) if entropy_bytes else None,
-            "other_bytes": total - code_bytes,
-            "tables": [TABLE_NAMES[s.kind] for s in reader.segments]}

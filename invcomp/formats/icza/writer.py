@@ -23,6 +23,7 @@ from invcomp.formats.icza.chunks import (
     encode_chunk_payloads,
     encode_codes,
     encode_segment_header,
+    parts_section,
 )
 from invcomp.formats.icza.reader import ArchiveReader
 from invcomp.formats.icza.tables import choose_table, table_cumulative
@@ -121,14 +122,14 @@ def write_compacted(path: Path, header: ArchiveHeader, sources: Sequence[Archive
     for src in sources:
         if src.damaged():
             raise InvcompError(f"{src.path}: archive is damaged; run `invcomp verify`")
-    where: list[tuple[bytes, int, str, tuple[int, int] | None]] = []
+    where: list[tuple[bytes, int, str, tuple[int, int] | None, int]] = []  # key, source, name, size, parts bytes
     import numpy as np
 
     counts = np.zeros(1 << header.bits, np.int64)
     for k, src in enumerate(sources):
         for rec in src.records():
             counts += np.bincount(rec.codes, minlength=1 << header.bits)
-            where.append((name_key(rec.name), k, rec.name, rec.size))
+            where.append((name_key(rec.name), k, rec.name, rec.size, len(parts_section(rec.parts))))
     where.sort()
     for a, b in zip(where, where[1:]):
         if a[0] == b[0]:
@@ -143,7 +144,7 @@ def _payload(source: ArchiveReader, name: str, cum: tuple[int, ...]) -> bytes:
     """A record's bytes under `cum`: copied when its segment has that table (the coding is
     canonical, so that is exactly what coding its codes again would give), else coded again."""
     data, source_cum = source.payload(name)
-    return data if source_cum == cum else encode_codes(source.codes(name), cum)
+    return data if source_cum == cum else encode_codes(source.codes(name), cum) + parts_section(source.parts(name))
 
 
 def _write_segment_file(path: Path, header: ArchiveHeader, sources: Sequence[ArchiveReader], where: list,
@@ -157,8 +158,8 @@ def _write_segment_file(path: Path, header: ArchiveHeader, sources: Sequence[Arc
         body, nchunks = 0, 0
         for i in range(0, len(where), chunk_records):
             part = where[i : i + chunk_records]
-            data = encode_chunk_payloads([w[2] for w in part], [_payload(sources[k], name, cum) for _, k, name, _ in part],
-                                         [w[3] for w in part], header.version)
+            data = encode_chunk_payloads([w[2] for w in part], [_payload(sources[w[1]], w[2], cum) for w in part],
+                                         [w[3] for w in part], header.version, [w[4] for w in part])
             f.write(data)
             body += len(data)
             nchunks += 1

@@ -1,4 +1,4 @@
-"""Archives of version 2 store each image's original size; version 1 archives still read, append and merge."""
+"""Archives of version 2: each image's original size and enhancement parts; version 1 archives still read, append and merge."""
 import dataclasses
 import struct
 
@@ -38,7 +38,7 @@ def test_version_2_index_layout_is_exact():
     assert raw == ar.encode_names([b"a1", b"a2"]) + bytes([2, 1]) + checks + bytes([0, 1]) + b"\x80\x05" + b"\xe0\x03"
     v1 = _chunk_index_raw(ar.encode_chunk_payloads(["a1", "a2"], [b"xy", b"z"], version=1))
     assert v1 == raw[: len(raw) - 6]  # version 1: the same columns without flags and sizes
-    with pytest.raises(InvcompError, match="version 1 archive cannot store original sizes"):
+    with pytest.raises(InvcompError, match="version 1 archive cannot store original sizes or enhancement parts"):
         ar.encode_chunk_payloads(["a"], [b"x"], [(3, 4)], version=1)
     with pytest.raises(InvcompError, match="out of range"):
         ar.encode_chunk_payloads(["a"], [b"x"], [(70000, 4)])
@@ -51,8 +51,8 @@ def test_unknown_record_flags_and_bad_sizes_are_refused():
 
     assert ar.decode_chunk_index(index(bytes([1, 3, 4])), 1, 1)[3] == [(3, 4)]
     assert ar.decode_chunk_index(index(bytes([0])), 1, 1)[3] == [None]
-    with pytest.raises(InvcompError, match="record flags 2"):
-        ar.decode_chunk_index(index(bytes([2])), 1, 1)
+    with pytest.raises(InvcompError, match="record flags 4"):
+        ar.decode_chunk_index(index(bytes([4])), 1, 1)
     for bad in (bytes([1, 0, 4]), bytes([1, 3]), bytes([0, 9]), b""):
         with pytest.raises(InvcompError, match="corrupt"):
             ar.decode_chunk_index(index(bad), 1, 1)
@@ -120,3 +120,50 @@ def test_version_1_archives_take_additions_without_sizes_and_merge_to_version_2(
     _run(["merge", tmp_path / "old.icza", "-o", tmp_path / "merged.icza"])
     with ar.ArchiveReader(tmp_path / "merged.icza") as m:
         assert m.header.version == 2 and {x.name: x.codes.tolist() for x in m.records()} == before
+
+
+def test_parts_round_trip_through_chunks_compaction_and_a_new_table(tmp_path):
+    rng = np.random.default_rng(5)
+    recs = [ar.Record(f"p{i}", rng.integers(0, 16, 8), None, (b"\x00\x01\x02", b"z" * 130) if i % 2 else ()) for i in range(6)]
+    path = tmp_path / "a.icza"
+    path.write_bytes(ar.build_archive(HEADER, recs))
+    with ar.ArchiveReader(path) as r:
+        assert [r.parts(x.name) for x in recs] == [x.parts for x in recs]
+        assert all(np.array_equal(r.codes(x.name), x.codes) for x in recs) and r.verify() == []
+        stats = ar.archive_stats(r)
+        assert stats["part_bytes"] == 3 * (1 + 3 + 2 + 130)  # varint lengths and the parts themselves
+    # a rewrite under another table codes the codes again and keeps the parts byte for byte
+    other = [ar.Record(f"q{i}", np.full(8, 3), None, ()) for i in range(40)]  # skews the histogram: a new table
+    (tmp_path / "b.icza").write_bytes(ar.build_archive(HEADER, other))
+    with ar.ArchiveReader(path) as a, ar.ArchiveReader(tmp_path / "b.icza") as b:
+        ar.write_compacted(tmp_path / "m.icza", HEADER, [a, b])
+    with ar.ArchiveReader(tmp_path / "m.icza") as m:
+        assert m.verify() == [] and [m.parts(x.name) for x in recs] == [x.parts for x in recs]
+        assert all(np.array_equal(m.codes(x.name), x.codes) for x in recs + other)
+    with pytest.raises(InvcompError, match="cannot store original sizes or enhancement parts"):
+        ar.build_archive(dataclasses.replace(HEADER, version=1), recs)
+
+
+def test_pack_with_parts_decodes_as_fit_does_and_add_keeps_the_settings(tmp_path, tiny_weights, mixed):
+    from invcomp.codec import Codec
+    from invcomp.formats.icz import split_file
+
+    _run(["pack", mixed, "-o", tmp_path / "a.icza", "-m", tiny_weights, *FAST, "--target-psnr", "30"])
+    _run(["unpack", tmp_path / "a.icza", "-o", tmp_path / "u", "-m", tiny_weights, "--device", "cpu"])
+    codec = Codec(str(tiny_weights), "cpu")
+    with ar.ArchiveReader(tmp_path / "a.icza") as r:
+        assert r.header.settings()["enhance"]["target_psnr"] == 30
+        for name in r.names():
+            parts = r.parts(name)
+            assert parts  # random pictures: the tiny base is far below 30 dB
+            data = codec.encode(r.codes(name), r.header.bits)
+            header, base, _ = split_file(data)
+            from invcomp.formats.icz import join_file
+
+            pixels = codec.decompress(join_file(header, base, list(parts)))  # the same image as an .icz file
+            assert np.array_equal(pixels, np.asarray(Image.open(tmp_path / "u" / f"{name}.png")))
+    rng = np.random.default_rng(9)
+    Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "new.png")
+    _run(["add", tmp_path / "a.icza", tmp_path / "new.png", "-m", tiny_weights, "--device", "cpu"])
+    with ar.ArchiveReader(tmp_path / "a.icza") as r:
+        assert r.parts("new")
