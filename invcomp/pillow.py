@@ -5,7 +5,7 @@
 
     im = Image.open("airplane.icz")      # format "ICZ", mode RGB; header fields in im.info
     im.size                              # the original size when the file stores one, else the model's
-    im.save("copy.icz", model="airplanes32", quality=3)   # or bits=, target_ssim=, max_bytes=, steps=, ...
+    im.save("copy.icz", model="airplanes32", quality=3)   # or bits=, target_ssim=, target_psnr=, max_bytes=, ...
 
 Size: a file made from an image of another size than the model's stores that original size, and
 `Image.open` reports it; `load()` decodes at the model's resolution and resizes with Lanczos, as
@@ -27,18 +27,19 @@ import io
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from invcomp.errors import InvcompError
-from invcomp.formats.icz import ENCODING_NAMES, MAGIC, unpack_header
+from invcomp.formats.icz import ENCODING_NAMES, MAGIC, split_file, unpack_header
 from invcomp.models.registry import model_for_fingerprint
 
 FORMAT = "ICZ"
 EXTENSION = ".icz"
 MIME = "image/x-icz"
-# an .icz file is a few dozen bytes; the largest possible (a 64 KiB extension block, 1024 latent
-# dimensions at 12 bits, an original size) is below this
-MAX_FILE_BYTES = 80_000
+# an .icz file is a few dozen bytes, a few kilobytes with enhancement parts; the largest possible
+# (a 64 KiB extension block, 1024 latent dimensions at 12 bits, an original size, 16 parts of at
+# most 2 MiB) is below this
+MAX_FILE_BYTES = 34_000_000
 # the options of im.save(..., **options) passed to invcomp.compress; Pillow's own (dpi, exif, ...) are ignored
-SAVE_OPTIONS = ("model", "device", "quality", "bits", "target_ssim", "max_bytes", "steps", "restarts", "seed",
-                "mask", "mask_scheme", "keep", "assist_bits", "loss", "drop_outside")
+SAVE_OPTIONS = ("model", "device", "quality", "bits", "target_ssim", "target_psnr", "max_bytes", "metric", "layers",
+                "enhance", "steps", "restarts", "seed", "mask", "mask_scheme", "keep", "assist_bits", "loss", "drop_outside")
 
 
 def _accept(prefix: bytes) -> bool:
@@ -62,6 +63,7 @@ class IczImageFile(ImageFile.ImageFile):
             if len(data) > MAX_FILE_BYTES:
                 raise InvcompError(f"not an invcomp file (more than {MAX_FILE_BYTES} bytes)")
             header, pos = unpack_header(data)
+            _, base, parts = split_file(data)
             model = model_for_fingerprint(header.fingerprint)
             if model is None:
                 raise InvcompError(f"file was made with an unknown model (fingerprint {header.fingerprint.hex()}); "
@@ -75,7 +77,7 @@ class IczImageFile(ImageFile.ImageFile):
         self.info.update({"model": model.name, "bits": header.bits, "encoding": ENCODING_NAMES[header.encoding],
                           "fingerprint": header.fingerprint.hex(), "original_size": header.original_size,
                           "model_resolution": model.resolution, "mask_scheme": _mask_scheme(header.extension),
-                          "header_bytes": pos, "payload_bytes": len(data) - pos})
+                          "header_bytes": pos, "payload_bytes": len(base), "part_bytes": [len(x) for x in parts]})
         self._icz = data
         self.tile = []
 

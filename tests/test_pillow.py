@@ -60,6 +60,11 @@ def test_save_compresses_with_the_rate_options(fake_registry, tmp_path):
     assert unpack_header((tmp_path / "b.icz").read_bytes())[0].fingerprint == header.fingerprint
     src.save(tmp_path / "c.icz", model="t", target_ssim=1e-6, **FAST)
     assert unpack_header((tmp_path / "c.icz").read_bytes())[0].bits == 2
+    src.save(tmp_path / "d.icz", model="t", target_psnr=30, layers=2, **FAST)  # with enhancement parts
+    data = (tmp_path / "d.icz").read_bytes()
+    with Image.open(tmp_path / "d.icz") as im:
+        assert len(im.info["part_bytes"]) == 2 and sum(im.info["part_bytes"]) < len(data)
+        assert np.array_equal(np.asarray(im), decompress(data))
 
 
 @pytest.mark.parametrize("options, match", [(dict(max_bytes=3), "cannot meet --max-bytes 3"),

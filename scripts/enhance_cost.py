@@ -1,0 +1,64 @@
+"""What enhancement parts cost in fitting time: a plain fit, a targeted fit without parts (every base
+bit depth in one inversion run, as release 0.1.0's --max-bytes), and the same with the part search
+(`fit --max-bytes`), on the same images in one run.
+
+    python scripts/enhance_cost.py --model airplanes32 --n 64 --max-bytes 171
+
+Writes results/enhance/cost_<model>.json and prints the times and their ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="airplanes32")
+    ap.add_argument("--data", default="cifar10_airplane_test.npz")
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--max-bytes", type=int, default=171)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from invcomp.bench.data import load_bench_data
+    from invcomp.codec import Codec, FitOptions
+    from invcomp.models.device import cpu_flags
+
+    codec = Codec(args.model, "cpu")
+    images = list(load_bench_data(args.data, codec.resolution, args.n).images)
+    codec.compress_batch(images[:4])  # warm-up
+    cfg = codec.config()
+    runs = {}
+    for name, options in (("plain fit", FitOptions(cfg)),
+                          ("--max-bytes, latent only", FitOptions(cfg, max_bytes=args.max_bytes, enhance=False)),
+                          ("--max-bytes with parts", FitOptions(cfg, max_bytes=args.max_bytes))):
+        t0 = time.perf_counter()
+        chosen = codec.choose_files(images, options)
+        runs[name] = {"seconds": round(time.perf_counter() - t0, 2),
+                      "mean_bytes": round(float(np.mean([c.candidate.size for c in chosen])), 2),
+                      "psnr": round(float(np.mean([c.candidate.psnr for c in chosen])), 3),
+                      "ssim": round(float(np.mean([c.candidate.ssim for c in chosen])), 4)}
+        print(name, runs[name], flush=True)
+    base = runs["plain fit"]["seconds"]
+    report = {"model": args.model, "images": len(images), "threads": args.threads, "max_bytes": args.max_bytes,
+              "precision": str(codec.dtype), "avx512_bf16": "avx512_bf16" in cpu_flags(), "runs": runs,
+              "ratio_to_plain_fit": {k: round(v["seconds"] / base, 2) for k, v in runs.items()}}
+    out = ROOT / "results" / "enhance"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"cost_{args.model}.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report["ratio_to_plain_fit"]))
+
+
+if __name__ == "__main__":
+    main()
