@@ -1,7 +1,7 @@
 """`--quality` presets: 1..5 are the base alone at 2..6 bits per latent dimension (the files release
 0.1.0 wrote); 6..10 add one enhancement part at a fixed step on a 4-bit base, each preset's step
-half the one before, up to near-lossless. docs/RESULTS.md lists each preset's bytes and quality per
-domain (scripts/presets.py)."""
+half the one before (preset 10 is about 41 dB on airplanes; --target-psnr goes further).
+docs/RESULTS.md lists each preset's bytes and quality per domain (scripts/presets.py)."""
 from __future__ import annotations
 
 from invcomp.errors import InvcompError
@@ -9,7 +9,7 @@ from invcomp.inversion.rate import OPERATING_BITS
 
 STEP_LEVELS = 128  # a part's step index i: step = 2 ** ((i - 8) / 8) pixel levels, 0.5 .. ~24000 (orthonormal DCT)
 ENHANCED_BASE_BITS = 4
-PART_STEPS = (48, 40, 32, 24, 16)  # step indices: steps 32, 16, 8, 4 and 2 pixel levels
+PART_STEPS = (56, 48, 40, 32, 24)  # step indices: steps 64, 32, 16, 8 and 4 pixel levels
 
 
 def step_size(index: int) -> float:
