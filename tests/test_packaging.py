@@ -1,0 +1,11 @@
+"""Every subpackage of invcomp is listed in pyproject.toml's packages (else a non-editable install lacks it)."""
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_subpackage_is_packaged():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "invcomp").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
