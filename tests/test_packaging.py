@@ -1,6 +1,9 @@
 """Every subpackage of invcomp is listed in pyproject.toml's packages (else a non-editable install lacks it)."""
-import tomllib
 from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib", reason="Python 3.11+ reads pyproject.toml with tomllib")
 
 ROOT = Path(__file__).resolve().parents[1]
 
