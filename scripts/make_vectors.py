@@ -5,7 +5,8 @@
 
 Every file is made and decoded through the command line (`python -m invcomp fit/decode/pack/unpack`),
 the interface every release keeps, so the same script drives old and new releases. The inputs are
-synthetic (each model's own samples, one enlarged to test the stored original size): no image of a
+synthetic (each model's own samples, one enlarged to test the stored original size, some with seeded
+noise added so that they need enhancement parts): no image of a
 data set goes into the repository. Writes tests/vectors/<release>/ with the files, the decoded PNGs
 and manifest.json (per file: model, how it was made, the decoded pixels' SHA-256);
 tests/test_vectors.py decodes them all with the current release.
@@ -106,7 +107,11 @@ def main() -> None:
             for name, model, opts in (("airplanes32_parts_max150", "airplanes32", ["--max-bytes", "150", "--layers", "2"]),
                                       ("flowers32_q8", "flowers32", ["--quality", "8"]),
                                       ("flowers64_psnr28", "flowers64", ["--target-psnr", "28"])):
-                src = tmp / f"{model}.png"
+                # a sample with seeded noise on it: detail the generator cannot draw, so the file needs parts
+                sample = np.asarray(Image.open(tmp / f"{model}.png"), dtype=np.int64)
+                noise = np.random.default_rng(5).integers(-24, 25, sample.shape)
+                src = tmp / f"{model}_detailed.png"
+                Image.fromarray(np.clip(sample + noise, 0, 255).astype(np.uint8)).save(src)
                 icz = out / f"{name}.icz"
                 run(["fit", str(src), "-o", str(icz), "-m", model, "--device", "cpu", *opts], env)
                 entry(icz.stem, model, f"fit -m {model} {' '.join(opts)}", icz)
