@@ -80,7 +80,7 @@ def main() -> None:
         for v in args.variants:
             block, chroma = VARIANTS[v]
             t1 = time.time()
-            target = Target(max_bytes=budget, metric=args.metric, block=block, chroma=chroma)
+            target = Target(max_bytes=budget, metric=args.metric, block=block, second_block=None, chroma=chroma)
             chosen = [choose_enhanced(x, b, target).candidate for x, b in zip(images, bases)]
             ok = [c for c in chosen if c.size <= budget]
             rows.append({"budget_x": mult, "budget": budget, "codec": f"base+{v}", "n": len(ok),
