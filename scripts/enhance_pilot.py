@@ -1,7 +1,7 @@
 """Pilot of enhancement-layer designs at per-image byte budgets (multiples of WebP-q0's mean bytes).
 
     python scripts/enhance_pilot.py --model airplanes32 --data cifar10_airplane_test.npz --n 100 \
-        --budgets 0.5 1 2 3 --variants dct8 dct4 --metric ssim
+        --budgets 0.5 1 2 3 --variants dct8 dct4 dct8c4 dct8+4 --metric ssim
 
 For every image: the base latent at each operating bit depth (one inversion run), then per variant
 the finest residual part that fits the budget left; the best (by SSIM) base+part per image is kept.
@@ -20,8 +20,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# name: (block side, chroma index); chroma index j makes the chroma step 2^(j/4) times the luma step
-VARIANTS = {"dct8": (8, 0), "dct4": (4, 0), "dct8c4": (8, 4), "dct4c4": (4, 4)}
+# name: (block side, chroma index, block side also tried on the winning base); chroma index j makes the
+# chroma step 2^(j/4) times the luma step; "dct8+4" is what `fit` does
+VARIANTS = {"dct8": (8, 0, None), "dct4": (4, 0, None), "dct8c4": (8, 4, None), "dct4c4": (4, 4, None),
+            "dct8+4": (8, 0, 4)}
 
 
 def best_classic(fmt: str, image: np.ndarray, budget: int, settings) -> tuple[int, np.ndarray] | None:
@@ -78,9 +80,9 @@ def main() -> None:
                      "ssim": np.mean([b.ssim for b in base_best if b])})
         bases = [[Base(c.bits, c.data, codec.decompress(c.data)) for c in cs] for cs in cands]
         for v in args.variants:
-            block, chroma = VARIANTS[v]
+            block, chroma, second = VARIANTS[v]
             t1 = time.time()
-            target = Target(max_bytes=budget, metric=args.metric, block=block, second_block=None, chroma=chroma)
+            target = Target(max_bytes=budget, metric=args.metric, block=block, second_block=second, chroma=chroma)
             chosen = [choose_enhanced(x, b, target).candidate for x, b in zip(images, bases)]
             ok = [c for c in chosen if c.size <= budget]
             rows.append({"budget_x": mult, "budget": budget, "codec": f"base+{v}", "n": len(ok),
