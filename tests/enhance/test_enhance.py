@@ -151,7 +151,7 @@ def test_api_and_presets_with_parts(tiny_model):
     assert len(data) <= 200 and data[2] == 2
     six = compress(target, tiny_model, "cpu", quality=6, steps=2)
     ten = compress(target, tiny_model, "cpu", quality=10, steps=2)
-    assert icz.unpack_header(six)[0].bits == 4 and len(ten) > len(six)
+    assert icz.unpack_header(six)[0].bits == 6 and icz.unpack_header(ten)[0].bits == 4 and len(ten) > len(six)
     assert _psnr(target, decompress(ten, tiny_model, "cpu")) > _psnr(target, decompress(six, tiny_model, "cpu"))
     with pytest.raises(InvcompError, match="1..10"):
         compress(target, tiny_model, "cpu", quality=11)
