@@ -78,6 +78,23 @@ def seed_corpus(model: Model, rng: np.random.Generator) -> list[bytes]:
         for codes in draws:
             for size in (None, (640, 480), (1, 65535)):
                 out.append(encode_file(Header(model.fingerprint, bits, 0, size), codes, r))
+    return out + enhanced_seeds(model, out, rng)
+
+
+def enhanced_seeds(model: Model, plain: list[bytes], rng: np.random.Generator) -> list[bytes]:
+    """Version 2 files: some of the plain files with one or two enhancement parts (8x8 and 4x4 blocks)
+    coding a random picture against what the file decodes to."""
+    from invcomp.codec import Codec
+    from invcomp.enhance.choose import layered
+    from invcomp.formats.icz import with_parts
+
+    codec = Codec(model, "cpu")
+    out = []
+    for data in plain[1::9]:
+        target = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        layers, step, block = int(rng.integers(1, 3)), int(rng.integers(24, 72)), int(rng.choice([4, 8]))
+        found, _ = layered(target, codec.decompress(data), step, layers, block)
+        out.append(with_parts(data, found))
     return out
 
 
