@@ -56,6 +56,10 @@ MODELS: tuple[ModelInfo, ...] = tuple(
                   "flowers64.encoder.pt", "1d180ad3b381926836531b99e28cadb57497803a88f01f64d99f93eec154bc59",
                   default_bits=3, domain="Oxford flowers, 64x64 (pretrained/flowers64.md)",
                   test_data="flowers_64_test.npz"),
+        ModelInfo("flowers64", "flowers64.v2.pt", 64, 256, "18ee47ca9b09abded98542eb9b0a4ba4d468a4e423fd9dca6ecb8b88d0db6dd7",
+                  "flowers64.v2.encoder.pt", "7a0abaa4922338cac12e24a1a9fa569abf22eba024a718b5e2dee308518058ae",
+                  default_bits=3, domain="Oxford flowers, 64x64 (pretrained/flowers64.md, version 2)",
+                  test_data="flowers_64_test.npz", version=2),
     ]
 )
 
