@@ -31,16 +31,17 @@ AUTO = "auto"
 
 # Per model and bit depth, the SSIM that 99 % of its own held-out test images reach: the 1st
 # percentile of per-image SSIM over the first 400 images of its test file (Codec.compress_candidates,
-# 100 steps, 1 start, CPU, bf16 fitting where native; the means were 0.70-0.85 for airplanes32, 0.62-0.80 automobiles32,
-# 0.63-0.77 flowers32, 0.51-0.66 flowers64 from 2 to 6 bits). A fit below it is far outside the
-# model's usual band. The Kodak parrots (kodim23) through airplanes32 at 3 bits give 0.53. Bit
-# depths past the table use its nearest row (quality stops improving after 6 bits). Reproduce with
+# 100 steps, 1 start, CPU, bf16 fitting where native, the newest version of each name; the means
+# were 0.70-0.85 for airplanes32, 0.62-0.80 automobiles32, 0.62-0.77 flowers32 and 0.56-0.71
+# flowers64 version 2 from 2 to 6 bits). A fit below it is far outside the model's usual band. The
+# Kodak parrots (kodim23) through airplanes32 at 3 bits give 0.53. Bit depths past the table use its
+# nearest row (quality stops improving after 6 bits). Reproduce with
 # `python scripts/quality_floors.py --n 400` (results/quality_floors.{json,md}).
 QUALITY_FLOORS: dict[str, dict[int, float]] = {
-    "airplanes32": {2: 0.511, 3: 0.621, 4: 0.656, 5: 0.665, 6: 0.668},
-    "automobiles32": {2: 0.460, 3: 0.599, 4: 0.644, 5: 0.659, 6: 0.663},
-    "flowers32": {2: 0.444, 3: 0.530, 4: 0.574, 5: 0.582, 6: 0.588},
-    "flowers64": {2: 0.346, 3: 0.423, 4: 0.461, 5: 0.478, 6: 0.483},
+    "airplanes32": {2: 0.501, 3: 0.630, 4: 0.656, 5: 0.665, 6: 0.668},
+    "automobiles32": {2: 0.462, 3: 0.597, 4: 0.643, 5: 0.658, 6: 0.663},
+    "flowers32": {2: 0.445, 3: 0.536, 4: 0.574, 5: 0.585, 6: 0.588},
+    "flowers64": {2: 0.403, 3: 0.490, 4: 0.516, 5: 0.526, 6: 0.530},
 }
 
 
