@@ -56,7 +56,10 @@ def best_within(series, budget: int, n: int) -> dict:
 
 
 def run_budget_bench(codec: Codec, data: BenchData, out: Path, config: InversionConfig | None = None,
-                     multiples: tuple[float, ...] = MULTIPLES, batch_size: int = 64, progress: Stages = silent) -> dict:
+                     multiples: tuple[float, ...] = MULTIPLES, batch_size: int = 64, progress: Stages = silent,
+                     peers: tuple = ()) -> dict:
+    """The equal-budget table; `peers`: measured series of the learned peer (peers.load_peer_series), each
+    a codec of its own whose best trained point within each image's budget is taken, like a classic sweep."""
     cfg = config or codec.config()
     images, name = data.images, codec.model.name
     cache = cache_dir(out, data)
@@ -87,12 +90,16 @@ def run_budget_bench(codec: Codec, data: BenchData, out: Path, config: Inversion
         for series in sweeps.values():
             rows.append({"multiple": mult, "budget": budget, "codec": f"best {series.codec.split()[0]} within budget",
                          **best_within(series, budget, len(images))})
+        for series in peers:
+            rows.append({"multiple": mult, "budget": budget, "codec": f"best {series.codec} within budget",
+                         **best_within(series, budget, len(images))})
     out.mkdir(parents=True, exist_ok=True)
     stem = f"budgets_{name}_{data.stem}" + (f"_n{data.n}" if data.n else "")
     outputs = {"json": str(out / f"{stem}.json"), "markdown": str(out / f"{stem}.md"),
                "ssim_plot": str(out / f"{stem}_budget_ssim.png"), "psnr_plot": str(out / f"{stem}_budget_psnr.png")}
     report = {"model": name, "model_sha256": codec.model.sha256, "data": data.name, "images": len(images),
               "webp_q0_mean_bytes": round(webp0, 2), "inversion": {"steps": cfg.steps, "restarts": cfg.restarts},
+              "peers": [{"codec": s.codec, "lambdas": s.settings, "trained": s.extra.get("trained")} for s in peers],
               "seconds": round(time.perf_counter() - t0, 1), "rows": rows, "outputs": outputs}
     write_atomic(Path(outputs["json"]), (json.dumps(report, indent=2) + "\n").encode())
     write_atomic(Path(outputs["markdown"]), markdown(report).encode())

@@ -39,6 +39,8 @@ def plot_rd(rows: list[dict], metric: str, title: str, path: Path) -> None:
     for name in dict.fromkeys(r["codec"] for r in rows):
         pts = sorted((r["bpp"], r[metric]) for r in rows if r["codec"] == name)
         style = dict(lw=2.5, color="black", marker="o") if name.startswith("invcomp") else dict(lw=1, marker=".")
+        if name.startswith("learned peer"):
+            style = dict(lw=1.8, color="crimson", marker="s", ls="-" if "MSE" in name else ":")
         if "@1/" in name:
             style["ls"] = "--"
         ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name, **style)

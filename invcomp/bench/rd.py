@@ -158,10 +158,12 @@ def classic_series(c: ClassicCodec, images: np.ndarray, cache: Path, progress: S
 # --- the whole bench ------------------------------------------------------------------------
 
 def run_rd_bench(codec: Codec, data: BenchData, out: Path, config: InversionConfig | None = None,
-                 batch_size: int = 64, grid: int = 6, progress: Stages = silent, extra_rows: tuple[dict, ...] = ()) -> dict:
+                 batch_size: int = 64, grid: int = 6, progress: Stages = silent, extra_rows: tuple[dict, ...] = (),
+                 peers: tuple[Series, ...] = ()) -> dict:
     """Every series (from the cache where it holds one for these images and settings), the analysis,
     the plots, the grid of the first `grid` images (0: none), Markdown and JSON; returns the report.
-    extra_rows: more summary rows to plot and analyse (invcomp with enhancement parts: budgets.rd_rows)."""
+    extra_rows: more summary rows to plot and analyse (invcomp with enhancement parts: budgets.rd_rows);
+    peers: measured series of the learned peer (peers.load_peer_series)."""
     cfg = config or codec.config()
     images, n, name = data.images, data.n, codec.model.name
     stem = f"bench_{name}_{data.stem}" + (f"_n{n}" if n else "")
@@ -169,7 +171,7 @@ def run_rd_bench(codec: Codec, data: BenchData, out: Path, config: InversionConf
     t_start = time.perf_counter()
 
     ours = invcomp_series(codec, data, cfg, cache, batch_size, progress)
-    series = [ours] + [classic_series(c, images, cache, progress) for c in CLASSIC_CODECS]
+    series = [ours] + [classic_series(c, images, cache, progress) for c in CLASSIC_CODECS] + list(peers)
 
     rows = [r for s in series for r in s.summary(codec.resolution**2)] + list(extra_rows)
     analysis = analyse(rows, codec.model.default_bits)
@@ -194,6 +196,7 @@ def run_rd_bench(codec: Codec, data: BenchData, out: Path, config: InversionConf
               "model_sha256": codec.model.sha256, "inversion": asdict(cfg), "operating_bits": list(OPERATING_BITS),
               "default_bits": codec.model.default_bits, "device": str(codec.device), "threads": torch.get_num_threads(),
               "msssim": ms and {"win_size": ms[0], "weights": ms[1]},
+              "peers": [{"codec": s.codec, "trained": s.extra.get("trained")} for s in peers],
               "notes": list(data.notes), "seconds": round(time.perf_counter() - t_start, 1), "rows": rows,
               "analysis": analysis, "outputs": outputs}
     header = (f"{title}; invcomp: {cfg.steps} steps x {cfg.restarts} start(s), bits {list(OPERATING_BITS)} "

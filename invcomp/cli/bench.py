@@ -59,6 +59,9 @@ def bench(
     (results/budgets_<model>_<data>.{json,md}, *_budget_{ssim,psnr}.png); its best-SSIM files are
     the "invcomp + parts" curve of the RD plots.
 
+    The learned peer (CompressAI's factorized prior, trained and measured by scripts/peer.py) joins
+    the plots and the table when results/peers/ holds its series for this model and these images.
+
     Writes results/bench_<model>_<data>.{json,md}, RD plots (*_ssim.png, *_psnr.png) and a grid
     of reconstructions at matched bytes (*_grid.png). Each codec's measurements are cached
     under results/bench_cache/, so a rerun only computes what is missing.
@@ -75,16 +78,20 @@ def bench(
 
     codec = Codec(model[0], device)
     images = load_bench_data(data, codec.resolution, n)
+    from invcomp.bench.peers import load_peer_series
+
     config = codec.config(**_inversion_options(steps=steps, restarts=restarts))
+    peers = tuple(load_peer_series(out, codec.model.name, images))
     extra: tuple = ()
     if budgets.strip():
         from invcomp.bench.budgets import rd_rows, run_budget_bench
 
-        table = run_budget_bench(codec, images, out, config, tuple(_csv(budgets, float)), batch_size, _bars("bench"))
+        table = run_budget_bench(codec, images, out, config, tuple(_csv(budgets, float)), batch_size, _bars("bench"),
+                                 peers)
         extra = rd_rows(table, codec.resolution)
         if not as_json:
             typer.echo(Path(table["outputs"]["markdown"]).read_text())
-    report = run_rd_bench(codec, images, out, config, batch_size, grid, _bars("bench"), extra)
+    report = run_rd_bench(codec, images, out, config, batch_size, grid, _bars("bench"), extra, peers)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:

@@ -3,10 +3,11 @@ jointly for a byte budget or a quality target.
 
 The inputs are the image and its base files (one per operating bit depth, with the pixels they decode
 to); a file is a base alone or a base with parts (`icz.with_parts`). The search per base is a
-binary search over the part's step (`parts.search_step` / `coarsest_step`), about 7 encodings."""
+search over the part's step (`first_true`), starting from the step the previous base needed: about
+3 to 4 encodings per base instead of a bisection's 7."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,51 +84,75 @@ def layered(image: np.ndarray, base: np.ndarray, step: int, layers: int, block: 
     return out, recon
 
 
-def _search(image: np.ndarray, base: Base, target: Target, block: int) -> Candidate | None:
-    """The best file on this base with parts: within the budget, and the cheapest meeting a quality target."""
+def first_true(pred: Callable[[int], bool], lo: int, hi: int, guess: int) -> int:
+    """The first index in [lo, hi] where the monotone predicate holds (hi + 1 if none): galloping out of
+    `guess` and then bisecting, so a good guess costs about 3 probes instead of log2(hi - lo + 1)."""
+    guess = min(max(guess, lo), hi)
+    if pred(guess):  # the answer is at or below guess
+        good, gap = guess, 1
+        while good - gap >= lo and pred(good - gap):
+            good, gap = good - gap, 2 * gap
+        bad = max(lo - 1, good - gap)
+    else:
+        bad, gap = guess, 1
+        while bad + gap <= hi and not pred(bad + gap):
+            bad, gap = bad + gap, 2 * gap
+        good = min(hi + 1, bad + gap)
+    while good - bad > 1:  # pred(bad) is false (or bad < lo), pred(good) is true (or good > hi)
+        mid = (bad + good) // 2
+        if pred(mid):
+            good = mid
+        else:
+            bad = mid
+    return good
+
+
+def _search(image: np.ndarray, base: Base, target: Target, block: int, guess: int) -> tuple[Candidate | None, int]:
+    """The best file on this base with parts (within the budget; the cheapest meeting a quality target)
+    and its step index (the next search's guess)."""
     overhead = len(with_parts(base.data, [b"x"])) - 1 - len(base.data)  # version 2's length fields, one part
-
-    def file_of(step: int) -> tuple[bytes, np.ndarray]:
-        found, recon = layered(image, base.pixels, step, target.layers, block, target.chroma)
-        return with_parts(base.data, found), to_pixels(recon)
-
     budget = target.max_bytes
     if budget is not None and budget - len(base.data) - overhead < enh.part_overhead() + 1:
-        return None
-    lo, hi, best = 0, STEP_LEVELS - 1, None
-    while lo <= hi:  # quality targets: the coarsest step that meets them; a budget: the finest that fits
-        mid = (lo + hi) // 2
-        data, pixels = file_of(mid)
-        fits = budget is None or len(data) <= budget
-        psnr, ssim = _quality(image, pixels)
-        if target.quality_target:
-            if fits and target.good(psnr, ssim):
-                best, lo = Candidate(base.bits, data, psnr, ssim), mid + 1
-            elif not fits:
-                lo = mid + 1
-            else:
-                hi = mid - 1
-        elif fits:
-            best, hi = Candidate(base.bits, data, psnr, ssim), mid - 1
-        else:
-            lo = mid + 1
-    return best
+        return None, guess
+    tried: dict[int, Candidate] = {}
+
+    def file_of(step: int) -> Candidate:
+        if step not in tried:
+            found, recon = layered(image, base.pixels, step, target.layers, block, target.chroma)
+            data = with_parts(base.data, found)
+            tried[step] = Candidate(base.bits, data, *_quality(image, to_pixels(recon)))
+        return tried[step]
+
+    def fits(step: int) -> bool:
+        return budget is None or file_of(step).size <= budget
+
+    last = STEP_LEVELS - 1
+    if not target.quality_target:  # the finest step that fits (steps grow coarser with the index)
+        step = first_true(fits, 0, last, guess)
+        return (file_of(step), step) if step <= last else (None, guess)
+    # quality targets: steps run from "too large" through "meets the targets" to "too poor"; the last that meets them
+    step = first_true(lambda s: fits(s) and not target.good(file_of(s).psnr, file_of(s).ssim), 0, last, guess) - 1
+    if step >= 0 and fits(step) and target.good(file_of(step).psnr, file_of(step).ssim):
+        return file_of(step), step
+    return None, guess
 
 
 def choose_enhanced(image: np.ndarray, bases: Sequence[Base], target: Target, enhance: bool = True) -> Choice:
     """Per image: every base alone and (unless not enhance) every base with its best parts; the cheapest
     meeting the quality targets (within the budget), or with only a budget the best `metric` within it."""
-    candidates = []
+    candidates, guess, steps = [], STEP_LEVELS // 2, {}
     for base in bases:
         psnr, ssim = _quality(image, base.pixels)
         candidates.append(Candidate(base.bits, base.data, psnr, ssim))
-        found = _search(image, base, target, target.block) if enhance else None
-        if found is not None:
-            candidates.append(found)
+        if enhance:
+            found, guess = _search(image, base, target, target.block, guess)
+            if found is not None:
+                candidates.append(found)
+                steps[base.bits] = guess
     choice = _pick(candidates, target)
     if enhance and target.second_block and choice.candidate.data[2] == VERSION_PARTS:
         base = next(b for b in bases if b.bits == choice.candidate.bits)
-        found = _search(image, base, target, target.second_block)
+        found, _ = _search(image, base, target, target.second_block, steps[base.bits])
         if found is not None:
             choice = _pick([*candidates, found], target)
     return choice

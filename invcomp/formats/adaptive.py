@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from invcomp.formats.arith import TOTAL, TOTAL_BITS
 
 _PRECISION = 32
@@ -19,6 +21,7 @@ _QUARTER = 1 << (_PRECISION - 2)
 RATE = 4  # adaptation speed: small files (a few thousand decisions) want fast adaptation
 PROB_MIN = 1 << 6
 HALF_PROB = TOTAL // 2
+BYPASS = -1  # the context of a bypass bit in `BitEncoder.code`
 
 
 def _adapt(p0: int, bit: int) -> int:
@@ -69,14 +72,51 @@ class BitEncoder:
     def bypass(self, bit: int) -> None:
         self._code(bit, HALF_PROB)
 
+    def code(self, bits: Sequence[int], ctxs: Sequence[int]) -> None:
+        """`bit(b, c)` for each pair, `bypass(b)` where c is BYPASS: the same output, in one loop with
+        everything in locals (about 3x faster than a method call per decision)."""
+        p, out, pending = self.p, self.out, self.pending
+        low, high = self.low, self.high
+        rate, lo_p, hi_p = RATE, PROB_MIN, TOTAL - PROB_MIN
+        for bit, ctx in zip(bits, ctxs):
+            p0 = HALF_PROB if ctx < 0 else p[ctx]
+            split = low + ((high - low + 1) * p0 >> TOTAL_BITS) - 1
+            if bit:
+                low = split + 1
+            else:
+                high = split
+            if ctx >= 0:
+                p0 = p0 - (p0 >> rate) if bit else p0 + ((TOTAL - p0) >> rate)
+                p[ctx] = lo_p if p0 < lo_p else hi_p if p0 > hi_p else p0
+            while True:
+                if high < _HALF:
+                    out.append(0)
+                    if pending:
+                        out.extend([1] * pending)
+                        pending = 0
+                elif low >= _HALF:
+                    out.append(1)
+                    if pending:
+                        out.extend([0] * pending)
+                        pending = 0
+                    low -= _HALF
+                    high -= _HALF
+                elif low >= _QUARTER and high < _HALF + _QUARTER:
+                    pending += 1
+                    low -= _QUARTER
+                    high -= _QUARTER
+                else:
+                    break
+                low, high = 2 * low, 2 * high + 1
+        self.low, self.high, self.pending = low, high, pending
+
     def finish(self) -> bytes:
         self.pending += 1
         bit = 0 if self.low < _QUARTER else 1
         out = self.out + [bit] + [1 - bit] * self.pending
         while out and out[-1] == 0:  # the decoder reads missing bits as zeros
             out.pop()
-        out.extend([0] * (-len(out) % 8))
-        return bytes(int("".join(map(str, out[i : i + 8])), 2) for i in range(0, len(out), 8))
+        return np.packbits(np.array(out, dtype=np.uint8)).tobytes()  # pads the last byte with zeros
 
 
 class BitDecoder:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from invcomp.errors import InvcompError
-from invcomp.formats.adaptive import BitDecoder, BitEncoder
+from invcomp.formats.adaptive import BYPASS, BitDecoder, BitEncoder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,19 +50,28 @@ START = (
 
 def encode(coefs: np.ndarray, chroma: tuple[bool, ...]) -> bytes:
     """coefs: (channels, rows, cols, n*n) integers, each block in zigzag order."""
-    return _encoder(coefs, chroma, START).finish()
+    enc = BitEncoder(START)
+    enc.code(*decisions(coefs, chroma))
+    return enc.finish()
 
 
 def adapted_states(coefs: np.ndarray, chroma: tuple[bool, ...], start: tuple[int, ...]) -> list[int]:
     """The contexts' probabilities after coding `coefs` from `start` (scripts/context_table.py)."""
-    return _encoder(coefs, chroma, start).p
-
-
-def _encoder(coefs: np.ndarray, chroma: tuple[bool, ...], start: tuple[int, ...]) -> BitEncoder:
     enc = BitEncoder(start)
+    enc.code(*decisions(coefs, chroma))
+    return enc.p
+
+
+def decisions(coefs: np.ndarray, chroma: tuple[bool, ...]) -> tuple[list[int], list[int]]:
+    """Every binary decision of the syntax in coding order: its bit and its context (BYPASS for bypass bits)."""
+    bits: list[int] = []
+    ctxs: list[int] = []
+    put, ctx_of = bits.append, ctxs.append
     channels, rows, cols, size = coefs.shape
     for c in range(channels):
         ct = int(chroma[c])
+        sig_ctx = [_SIG + BANDS * ct + band(pos) for pos in range(size)]
+        last_ctx = [_LAST + BANDS * ct + band(pos) for pos in range(size)]
         coded = [[False] * cols for _ in range(rows)]
         blocks = coefs[c].tolist()
         for r in range(rows):
@@ -70,40 +79,45 @@ def _encoder(coefs: np.ndarray, chroma: tuple[bool, ...], start: tuple[int, ...]
                 block = blocks[r][q]
                 nz = [i for i, v in enumerate(block) if v]
                 near = (r > 0 and coded[r - 1][q]) + (q > 0 and coded[r][q - 1])
-                enc.bit(1 if nz else 0, _CBF + 3 * ct + near)
+                put(1 if nz else 0)
+                ctx_of(_CBF + 3 * ct + near)
                 if not nz:
                     continue
                 coded[r][q] = True
                 last = nz[-1]
                 for pos in range(last + 1):
-                    sig = 1 if block[pos] else 0
                     if pos < size - 1:
-                        enc.bit(sig, _SIG + BANDS * ct + band(pos))
-                        if sig:
-                            enc.bit(1 if pos == last else 0, _LAST + BANDS * ct + band(pos))
+                        if block[pos]:
+                            bits += (1, 1 if pos == last else 0)
+                            ctxs += (sig_ctx[pos], last_ctx[pos])
+                        else:
+                            put(0)
+                            ctx_of(sig_ctx[pos])
                 big = 0
                 for pos in nz:
-                    mag = abs(block[pos])
-                    _magnitude(enc, mag, ct, big)
+                    v = block[pos]
+                    mag = -v if v < 0 else v
+                    _magnitude(bits, ctxs, mag, ct, big)
                     big += mag > 1
-                    enc.bypass(1 if block[pos] < 0 else 0)
-    return enc
+                    put(1 if v < 0 else 0)
+                    ctx_of(BYPASS)
+    return bits, ctxs
 
 
-def _magnitude(enc: BitEncoder, mag: int, ct: int, big: int) -> None:
-    enc.bit(1 if mag > 1 else 0, _GT1 + 5 * ct + min(4, big))
+def _magnitude(bits: list[int], ctxs: list[int], mag: int, ct: int, big: int) -> None:
+    bits.append(1 if mag > 1 else 0)
+    ctxs.append(_GT1 + 5 * ct + min(4, big))
     if mag == 1:
         return
     for k in range(2, UNARY_MAX + 1):
-        enc.bit(1 if mag > k else 0, _LEVEL + 4 * ct + min(k - 2, 3))
+        bits.append(1 if mag > k else 0)
+        ctxs.append(_LEVEL + 4 * ct + min(k - 2, 3))
         if mag == k:
             return
     n = mag - UNARY_MAX  # >= 1: exp-Golomb of n - 1
     width = n.bit_length()
-    for _ in range(width - 1):
-        enc.bypass(0)
-    for i in range(width - 1, -1, -1):
-        enc.bypass((n >> i) & 1)
+    bits += [0] * (width - 1) + [(n >> i) & 1 for i in range(width - 1, -1, -1)]
+    ctxs += [BYPASS] * (2 * width - 1)
 
 
 def decode(data: bytes, shape: tuple[int, int, int, int], chroma: tuple[bool, ...]) -> list:

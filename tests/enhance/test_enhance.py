@@ -125,6 +125,20 @@ def test_targets_validate():
             Target(**kw)
 
 
+def test_first_true_finds_the_boundary_from_any_guess():
+    from invcomp.enhance.choose import first_true
+
+    for lo, hi in ((0, 127), (3, 9), (5, 5)):
+        for boundary in range(lo, hi + 2):
+            for guess in range(lo - 2, hi + 3):
+                probes = []
+                pred = lambda s, b=boundary, seen=probes: seen.append(s) or s >= b  # noqa: E731
+                assert first_true(pred, lo, hi, guess) == boundary
+                assert all(lo <= s <= hi for s in probes) and len(probes) <= 2 * (hi - lo + 1).bit_length() + 1
+    probes = []
+    assert first_true(lambda s: probes.append(s) or s >= 40, 0, 127, 41) == 40 and len(probes) <= 4  # a near guess
+
+
 def test_choice_meets_budgets_and_targets(tiny_model):
     target, _ = _pair()
     codec = Codec(tiny_model, "cpu")

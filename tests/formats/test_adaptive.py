@@ -6,7 +6,7 @@ import pytest
 
 from invcomp.errors import InvcompError
 from invcomp.formats import coefficients
-from invcomp.formats.adaptive import HALF_PROB, PROB_MIN, BitDecoder, BitEncoder
+from invcomp.formats.adaptive import BYPASS, HALF_PROB, PROB_MIN, BitDecoder, BitEncoder
 
 START_SHA256 = "9e2529410415c942bb6295c1e13846522c12682dc0a3eaac2c6206960243ce4a"
 
@@ -28,6 +28,19 @@ def test_bits_round_trip_under_adapting_contexts():
     assert len(data) < 5000 / 8 * 0.75  # skewed bits cost well under one bit each
     dec = BitDecoder(data, [HALF_PROB] * 3)
     assert [dec.bit(c) if c < 2 else dec.bypass() for c in ctxs] == bits
+
+
+def test_one_loop_codes_exactly_as_one_call_per_decision():
+    rng = np.random.default_rng(5)
+    for skew in (0.02, 0.3, 0.5):
+        bits = (rng.random(4000) < skew).astype(int).tolist()
+        ctxs = rng.integers(-1, 4, 4000).tolist()  # -1: bypass
+        slow, fast = BitEncoder(list(range(20000, 60000, 10000))), BitEncoder(list(range(20000, 60000, 10000)))
+        for b, c in zip(bits, ctxs):
+            slow.bit(b, c) if c != BYPASS else slow.bypass(b)
+        fast.code(bits, ctxs)
+        assert fast.p == slow.p and fast.finish() == slow.finish()
+    assert BitEncoder([HALF_PROB]).finish() == b"\x40" and BitEncoder([HALF_PROB]).code([], []) is None
 
 
 def test_exact_bytes_of_a_small_stream():
