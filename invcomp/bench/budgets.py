@@ -2,12 +2,13 @@
 per image) against the best JPEG, WebP and AVIF file within the same budget, at multiples of
 WebP-q0's mean bytes (issue 13's table).
 
-    invcomp bench budgets cifar10_airplane_test.npz -m airplanes32 --multiples 0.5,1,2,3,4
+    invcomp bench cifar10_airplane_test.npz -m airplanes32 --budgets 0.5,1,2,3,4
 
 Per image and budget: invcomp's file chosen for the best SSIM (and, in a second row, the best PSNR)
-within the budget; per classic codec the highest setting whose file fits (images with no file that
-fits are left out of that codec's mean; `within` counts the rest). The classic sweeps (every 5th
-quality setting) and invcomp's base files are cached per image under results/bench_cache/.
+within the budget, from the SSIM-fitted bases and the bases fitted for parts, as `fit --max-bytes`
+chooses; per classic codec (and per objective of the learned peer, when measured) the highest setting
+whose file fits (images with no file that fits are left out of that codec's mean; `within` counts the
+rest). The classic sweeps (every 5th quality setting) and invcomp's base files are cached per image under results/bench_cache/.
 Writes results/budgets_<model>_<data>.{json,md} and *_budget_{ssim,psnr}.png.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from invcomp.codec import Codec
 from invcomp.enhance.choose import Base, Target, choose_enhanced
 from invcomp.files import write_atomic
 from invcomp.inversion.invert import InversionConfig
-from invcomp.inversion.rate import OPERATING_BITS
+from invcomp.inversion.rate import PARTS_BITS, parts_config
 
 MULTIPLES = (0.5, 1.0, 2.0, 3.0)
 SWEEPS = (
@@ -65,10 +66,11 @@ def run_budget_bench(codec: Codec, data: BenchData, out: Path, config: Inversion
     cache = cache_dir(out, data)
     t0 = time.perf_counter()
     ours = invcomp_series(codec, data, cfg, cache, batch_size, progress)
+    fitted_for_parts = invcomp_series(codec, data, parts_config(cfg), cache, batch_size, progress, PARTS_BITS, "parts")
     sweeps = {c.pil_format: classic_series(c, images, cache, progress) for c in SWEEPS}
     webp0 = float(np.mean(sweeps["WEBP"].points[0]["bytes"]))
-    bases = [[Base(b, bytes.fromhex(ours.extra["files"][str(b)][i]), np.zeros(0)) for b in OPERATING_BITS]
-             for i in range(len(images))]
+    bases = [[Base(b, bytes.fromhex(s.extra["files"][str(b)][i]), np.zeros(0))
+              for s in (ours, fitted_for_parts) for b in s.settings] for i in range(len(images))]
     with progress("decode bases", len(images)) as bar:
         for per_image in bases:
             for j, b in enumerate(per_image):
@@ -99,6 +101,7 @@ def run_budget_bench(codec: Codec, data: BenchData, out: Path, config: Inversion
                "ssim_plot": str(out / f"{stem}_budget_ssim.png"), "psnr_plot": str(out / f"{stem}_budget_psnr.png")}
     report = {"model": name, "model_sha256": codec.model.sha256, "data": data.name, "images": len(images),
               "webp_q0_mean_bytes": round(webp0, 2), "inversion": {"steps": cfg.steps, "restarts": cfg.restarts},
+              "parts_bases": {"bits": list(PARTS_BITS), "mse_weight": parts_config(cfg).mse_weight},
               "peers": [{"codec": s.codec, "lambdas": s.settings, "trained": s.extra.get("trained")} for s in peers],
               "seconds": round(time.perf_counter() - t0, 1), "rows": rows, "outputs": outputs}
     write_atomic(Path(outputs["json"]), (json.dumps(report, indent=2) + "\n").encode())

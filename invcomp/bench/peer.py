@@ -88,7 +88,7 @@ def train(cfg: PeerConfig, images: np.ndarray, checkpoint: Path, log=print) -> t
     gen = torch.Generator().manual_seed(cfg.seed)
     state = {"seconds": 0.0, "steps": 0}
     if checkpoint.exists():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
         if saved["config"] != asdict(cfg):
             raise InvcompError(f"{checkpoint} was made for another configuration: {saved['config']}")
         model.load_state_dict(saved["model"])
@@ -149,7 +149,7 @@ def save_weights(model: torch.nn.Module, cfg: PeerConfig, path: Path, trained: d
 
 
 def load_weights(path: Path) -> tuple[torch.nn.Module, PeerConfig, dict]:
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = torch.load(path, map_location="cpu", weights_only=True)
     cfg = PeerConfig(**saved["config"])
     model = build(cfg)
     model.load_state_dict(saved["model"])  # CompressAI resizes the entropy tables' buffers itself

@@ -129,17 +129,18 @@ def cache_dir(out: Path, data: BenchData) -> Path:
 
 
 def invcomp_series(codec: Codec, data: BenchData, cfg: InversionConfig, cache: Path, batch_size: int = 64,
-                   progress: Stages = silent) -> Series:
-    """invcomp's files at every operating point for these images, from the cache when it holds them."""
+                   progress: Stages = silent, bits: tuple[int, ...] = OPERATING_BITS, tag: str = "") -> Series:
+    """invcomp's files at every operating point (`bits`) for these images, from the cache when it holds
+    them; `tag` names a series of other settings (the bases fitted for parts: "parts")."""
     key = {"images": images_digest(data.images), "model_sha256": codec.model.sha256, "inversion": asdict(cfg),
-           "bits": list(OPERATING_BITS)}
+           "bits": list(bits)}
     if codec.dtype != torch.float32:  # fp32 caches keep their key
         key["precision"] = str(codec.dtype).removeprefix("torch.")
-    path = cache / f"invcomp_{codec.model.name}.json"
+    path = cache / f"invcomp_{codec.model.name}{'_' + tag if tag else ''}.json"
     ours = load_cached(path, key)
     if ours is None:
-        with progress("invcomp", len(data.images)) as bar:
-            ours = run_invcomp(codec, data.images, OPERATING_BITS, cfg, batch_size, key, bar.advance)
+        with progress(f"invcomp {tag}".strip(), len(data.images)) as bar:
+            ours = run_invcomp(codec, data.images, bits, cfg, batch_size, key, bar.advance)
         save_cached(path, ours)
     return ours
 

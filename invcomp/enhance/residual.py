@@ -19,7 +19,10 @@ _YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.41
 _RGB = np.linalg.inv(_YCC)
 CHROMA = (False, True, True)
 CHROMA_LEVELS = 16  # chroma index j: chroma step = step * 2 ** (j / 4)
-DEADZONE = 0.2  # quantizer rounding offset: round(|c| / step - DEADZONE), which favours zeros
+# The quantizer (the encoder's choice alone; decoders only see levels): level = floor(|c| / step + 0.5 - LEVEL_DEADZONE),
+# and a level 1 becomes 0 below |c| / step = 0.5 + ZERO_DEADZONE (a zero saves more bits than a smaller level)
+LEVEL_DEADZONE = 0.2
+ZERO_DEADZONE = 0.2
 
 
 @lru_cache(maxsize=4)
@@ -55,7 +58,10 @@ def forward(residual: np.ndarray, n: int, step_index: int, chroma_index: int) ->
     for c, step in enumerate(_steps(step_index, chroma_index)):
         coef = d @ _blocks(ycc[..., c], n) @ d.T
         flat = coef.reshape(*coef.shape[:2], n * n)[..., order]
-        out.append(np.sign(flat) * np.floor(np.abs(flat) / step + 0.5 - DEADZONE).clip(0))
+        scaled = np.abs(flat) / step
+        level = np.floor(scaled + 0.5 - LEVEL_DEADZONE).clip(0)
+        level[(level == 1) & (scaled < 0.5 + ZERO_DEADZONE)] = 0
+        out.append(np.sign(flat) * level)
     return np.stack(out).astype(np.int64)
 
 
