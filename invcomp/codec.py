@@ -26,8 +26,8 @@ from invcomp.enhance.parts import apply_parts
 from invcomp.enhance.residual import to_pixels
 from invcomp.errors import InvcompError
 from invcomp.formats.icz import VERSION_PARTS, Header, decode_file, encode_file, split_file, unpack_header, with_parts
-from invcomp.inversion.invert import InversionConfig, invert, invert_rates
-from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, Candidate, Choice, parts_config
+from invcomp.inversion.invert import InversionConfig, invert, invert_branches
+from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, PARTS_MSE_WEIGHT, Candidate, Choice
 from invcomp.inversion.render import render
 from invcomp.io.images import fit_to_square, read_image, resize_to, to_rgb8
 from invcomp.masks.inpaint import MaskOptions, compress_masked
@@ -161,27 +161,27 @@ class Codec:
 
     def compress_candidates(self, images: Sequence[ImageLike], bits: Sequence[int] = OPERATING_BITS,
                             config: InversionConfig | None = None, batch_size: int = 64,
-                            progress: Progress | None = None,
-                            also: Sequence[tuple[Sequence[int], InversionConfig]] = ()) -> list[list[Candidate]]:
+                            progress: Progress | None = None, parts_bits: Sequence[int] = ()) -> list[list[Candidate]]:
         """Per image, its file at every bit depth with the PSNR/SSIM of what decoding it gives.
 
-        One inversion run serves all depths (invert_rates); each file is identical to the one
+        One inversion run serves all depths (invert_branches); each file is identical to the one
         compress_batch writes at that depth. Quality is measured at the model's resolution.
-        `also`: more (bits, config) runs whose files follow, per image (the bases fitted for parts).
+        `parts_bits`: depths whose files follow, per image, fitted for enhancement parts (the run's
+        tail with the pixel error weighted PARTS_MSE_WEIGHT, inversion/rate.py).
         """
-        runs = [(tuple(bits), config or self.config()), *also]
+        cfg = config or self.config()
+        branches = [(b, cfg.mse_weight) for b in bits] + [(b, PARTS_MSE_WEIGHT) for b in parts_bits]
         out: list[list[Candidate]] = []
         for chunk in _batches([self.prepare(im) for im in images], batch_size):
             pixels = np.stack([p for p, _ in chunk])
+            results = invert_branches(self.model.generator, to_unit(pixels), cfg, branches, self.model.encoder,
+                                      dtype=self.dtype)
             per_image: list[list[Candidate]] = [[] for _ in chunk]
-            for run_bits, cfg in runs:
-                results = invert_rates(self.model.generator, to_unit(pixels), cfg, run_bits, self.model.encoder,
-                                       dtype=self.dtype)
-                for b, result in results.items():
-                    files = [self.encode(c, b, size) for (_, size), c in zip(chunk, result.codes.numpy())]
-                    psnr, ssim = image_quality(pixels, self.decode_codes(result.codes, b))
-                    for mine, f, p, s in zip(per_image, files, psnr, ssim):
-                        mine.append(Candidate(b, f, float(p), float(s)))
+            for (b, _), result in zip(branches, results):
+                files = [self.encode(c, b, size) for (_, size), c in zip(chunk, result.codes.numpy())]
+                psnr, ssim = image_quality(pixels, self.decode_codes(result.codes, b))
+                for mine, f, p, s in zip(per_image, files, psnr, ssim):
+                    mine.append(Candidate(b, f, float(p), float(s)))
             out.extend(per_image)
             if progress:
                 progress(len(chunk))
@@ -201,8 +201,8 @@ class Codec:
         the operating point that meets a target (`choice.met` False when none does)."""
         cfg = options.inversion
         if options.targeted:
-            also = [(PARTS_BITS, parts_config(cfg))] if options.enhance else []  # bases fitted for parts too
-            found = self.compress_candidates(images, OPERATING_BITS, cfg, batch_size, progress, also)
+            found = self.compress_candidates(images, OPERATING_BITS, cfg, batch_size, progress,
+                                             PARTS_BITS if options.enhance else ())  # bases fitted for parts too
             originals = [self.prepare(im)[0] for im in images]
             return [choose_enhanced(x, [Base(c.bits, c.data, self.decompress(c.data)) for c in cands], options.target,
                                     options.enhance) for x, cands in zip(originals, found)]

@@ -2,7 +2,7 @@
 plus bases fitted with the pixel error weighted up (1 - SSIM + w MSE), at per-image byte budgets.
 
     python scripts/parts_base_pilot.py --model airplanes32 --data cifar10_airplane_test.npz --n 100 \
-        --weights 10 100 1000 --parts-bits 2,3,4,5,6 3,4,5 --budgets 0.5 1 2 3
+        --weights 10 100 1000 --parts-bits 2,3,4,5,6 3,4,5 --budgets 0.5 1 2 3 [--tails]
 
 Per image and budget (multiples of WebP-q0's mean bytes over these images) `choose_enhanced` picks base
 and parts for the best PSNR and, separately, the best SSIM, as `fit --max-bytes` does; the row also
@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--parts-bits", nargs="+", default=["3,4,5"], help="bit depths of the pixel-fitted bases")
     ap.add_argument("--budgets", type=float, nargs="+", default=[0.5, 1.0, 2.0, 3.0])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tails", action="store_true", help="also the bases fit makes: tails of the SSIM-fitted run")
     args = ap.parse_args()
     import torch
 
@@ -41,6 +42,7 @@ def main() -> None:
     from invcomp.codec import Codec
     from invcomp.enhance.choose import Base, Target, choose_enhanced
     from invcomp.formats.icz import split_file
+    from invcomp.inversion.rate import PARTS_BITS, PARTS_MSE_WEIGHT
 
     codec = Codec(args.model, "cpu")
     images = load_bench_data(args.data, codec.resolution, args.n).images
@@ -58,6 +60,11 @@ def main() -> None:
         for spec in args.parts_bits:
             keep = {int(b) for b in spec.split(",")}
             sets[f"+ MSE x{w:g} at {spec}"] = [a + [(t, b) for t, b in m if b.bits in keep] for a, m in zip(ssim_fit, pixel_fit)]
+    if args.tails:  # what fit does: the SSIM-fitted run's tails at PARTS_BITS under 1 - SSIM + PARTS_MSE_WEIGHT MSE
+        found = codec.compress_candidates(list(images), (2, 3, 4, 5, 6), codec.config(), parts_bits=PARTS_BITS)
+        sets[f"+ tails MSE x{PARTS_MSE_WEIGHT:g} at {','.join(map(str, PARTS_BITS))}"] = [
+            [("S" if j < 5 else "M", Base(c.bits, c.data, codec.decompress(c.data))) for j, c in enumerate(per)]
+            for per in found]
     rows = []
     for name, per_image in sets.items():
         for mult in args.budgets:

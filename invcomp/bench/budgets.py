@@ -28,7 +28,7 @@ from invcomp.codec import Codec
 from invcomp.enhance.choose import Base, Target, choose_enhanced
 from invcomp.files import write_atomic
 from invcomp.inversion.invert import InversionConfig
-from invcomp.inversion.rate import PARTS_BITS, parts_config
+from invcomp.inversion.rate import PARTS_BITS, PARTS_MSE_WEIGHT
 
 MULTIPLES = (0.5, 1.0, 2.0, 3.0)
 SWEEPS = (
@@ -66,11 +66,10 @@ def run_budget_bench(codec: Codec, data: BenchData, out: Path, config: Inversion
     cache = cache_dir(out, data)
     t0 = time.perf_counter()
     ours = invcomp_series(codec, data, cfg, cache, batch_size, progress)
-    fitted_for_parts = invcomp_series(codec, data, parts_config(cfg), cache, batch_size, progress, PARTS_BITS, "parts")
     sweeps = {c.pil_format: classic_series(c, images, cache, progress) for c in SWEEPS}
     webp0 = float(np.mean(sweeps["WEBP"].points[0]["bytes"]))
-    bases = [[Base(b, bytes.fromhex(s.extra["files"][str(b)][i]), np.zeros(0))
-              for s in (ours, fitted_for_parts) for b in s.settings] for i in range(len(images))]
+    bases = [[Base(int(b), bytes.fromhex(files[i]), np.zeros(0)) for kind in ("files", "parts_files")
+              for b, files in ours.extra[kind].items()] for i in range(len(images))]
     with progress("decode bases", len(images)) as bar:
         for per_image in bases:
             for j, b in enumerate(per_image):
@@ -101,7 +100,7 @@ def run_budget_bench(codec: Codec, data: BenchData, out: Path, config: Inversion
                "ssim_plot": str(out / f"{stem}_budget_ssim.png"), "psnr_plot": str(out / f"{stem}_budget_psnr.png")}
     report = {"model": name, "model_sha256": codec.model.sha256, "data": data.name, "images": len(images),
               "webp_q0_mean_bytes": round(webp0, 2), "inversion": {"steps": cfg.steps, "restarts": cfg.restarts},
-              "parts_bases": {"bits": list(PARTS_BITS), "mse_weight": parts_config(cfg).mse_weight},
+              "parts_bases": {"bits": list(PARTS_BITS), "mse_weight": PARTS_MSE_WEIGHT},
               "peers": [{"codec": s.codec, "lambdas": s.settings, "trained": s.extra.get("trained")} for s in peers],
               "seconds": round(time.perf_counter() - t0, 1), "rows": rows, "outputs": outputs}
     write_atomic(Path(outputs["json"]), (json.dumps(report, indent=2) + "\n").encode())

@@ -36,7 +36,7 @@ from invcomp.bench.progress import Stages, silent
 from invcomp.codec import Codec
 from invcomp.files import write_atomic
 from invcomp.inversion.invert import InversionConfig
-from invcomp.inversion.rate import OPERATING_BITS
+from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, PARTS_MSE_WEIGHT
 from invcomp.metrics import image_quality
 
 CACHE_VERSION = 1
@@ -111,16 +111,19 @@ def run_classic(codec: ClassicCodec, images: np.ndarray, key: dict,
 
 def run_invcomp(codec: Codec, images: np.ndarray, bits: tuple[int, ...], cfg: InversionConfig, batch_size: int,
                 key: dict, progress: Callable[[int], None] | None = None) -> Series:
-    """invcomp at every operating point, one inversion run per batch (Codec.compress_candidates)."""
-    found = codec.compress_candidates(list(images), bits, cfg, batch_size, progress)
+    """invcomp at every operating point, one inversion run per batch (Codec.compress_candidates); the
+    run's tails fitted for parts (PARTS_BITS) are kept too, as extra["parts_files"], for the budgets."""
+    found = codec.compress_candidates(list(images), bits, cfg, batch_size, progress, PARTS_BITS)
     points, files = [], {}
     for j, b in enumerate(bits):
         datas = [per_image[j].data for per_image in found]
         decoded = np.stack([codec.decompress(d) for d in datas])
         points.append(measure(images, decoded, [len(d) for d in datas]))
         files[str(b)] = [d.hex() for d in datas]
+    parts_files = {str(b): [per_image[len(bits) + j].data.hex() for per_image in found] for j, b in enumerate(PARTS_BITS)}
     name = f"invcomp {codec.model.name}"
-    return Series(name, "invcomp", list(bits), [f"{b}-bit" for b in bits], points, key, {"files": files})
+    return Series(name, "invcomp", list(bits), [f"{b}-bit" for b in bits], points, key,
+                  {"files": files, "parts_files": parts_files})
 
 
 def cache_dir(out: Path, data: BenchData) -> Path:
@@ -129,18 +132,18 @@ def cache_dir(out: Path, data: BenchData) -> Path:
 
 
 def invcomp_series(codec: Codec, data: BenchData, cfg: InversionConfig, cache: Path, batch_size: int = 64,
-                   progress: Stages = silent, bits: tuple[int, ...] = OPERATING_BITS, tag: str = "") -> Series:
-    """invcomp's files at every operating point (`bits`) for these images, from the cache when it holds
-    them; `tag` names a series of other settings (the bases fitted for parts: "parts")."""
+                   progress: Stages = silent) -> Series:
+    """invcomp's files at every operating point for these images (and the bases fitted for parts), from
+    the cache when it holds them."""
     key = {"images": images_digest(data.images), "model_sha256": codec.model.sha256, "inversion": asdict(cfg),
-           "bits": list(bits)}
+           "bits": list(OPERATING_BITS), "parts_bits": list(PARTS_BITS), "parts_mse_weight": PARTS_MSE_WEIGHT}
     if codec.dtype != torch.float32:  # fp32 caches keep their key
         key["precision"] = str(codec.dtype).removeprefix("torch.")
-    path = cache / f"invcomp_{codec.model.name}{'_' + tag if tag else ''}.json"
+    path = cache / f"invcomp_{codec.model.name}.json"
     ours = load_cached(path, key)
     if ours is None:
-        with progress(f"invcomp {tag}".strip(), len(data.images)) as bar:
-            ours = run_invcomp(codec, data.images, bits, cfg, batch_size, key, bar.advance)
+        with progress("invcomp", len(data.images)) as bar:
+            ours = run_invcomp(codec, data.images, OPERATING_BITS, cfg, batch_size, key, bar.advance)
         save_cached(path, ours)
     return ours
 

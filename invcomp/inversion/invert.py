@@ -78,13 +78,14 @@ def image_loss(generated: torch.Tensor, target: torch.Tensor, z: torch.Tensor, c
     return (1 - ssim01(g, target)) + cfg.mse_weight * mse + cfg.prior_weight * z.pow(2).mean(1)
 
 
-def _fast_loss(ssim_target: SSIMTarget, cfg: InversionConfig) -> LossFn:
-    """`image_loss` with the targets' SSIM statistics computed once (same value to ~1e-7)."""
+def _fast_loss(ssim_target: SSIMTarget, cfg: InversionConfig, mse_weight: float | torch.Tensor) -> LossFn:
+    """`image_loss` with the targets' SSIM statistics computed once (same value to ~1e-7);
+    `mse_weight` a number or one weight per row (branches with their own pixel-error weight)."""
 
     def loss(generated: torch.Tensor, target: torch.Tensor, z: torch.Tensor, cfg_: InversionConfig) -> torch.Tensor:
         g = (generated + 1) / 2
         mse = ((g - target) ** 2).flatten(1).mean(1)
-        return (1 - ssim_target(g)) + cfg.mse_weight * mse + cfg.prior_weight * z.pow(2).mean(1)
+        return (1 - ssim_target(g)) + mse_weight * mse + cfg.prior_weight * z.pow(2).mean(1)
 
     return loss
 
@@ -227,10 +228,35 @@ def invert_rates(
     batches that repeat the N targets in blocks (restarts x depths), in the same order.
     """
     bits = tuple(dict.fromkeys(int(b) for b in bits))
-    if not bits:
+    found = invert_branches(generator, targets, cfg, [(b, cfg.mse_weight) for b in bits], encoder, progress,
+                            loss_fn, dtype)
+    return dict(zip(bits, found))
+
+
+def invert_branches(
+    generator: Generator,
+    targets: torch.Tensor,
+    cfg: InversionConfig,
+    branches: Sequence[tuple[int, float]],
+    encoder: Encoder | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    loss_fn: LossFn | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> list[InversionResult]:
+    """Like `invert_rates`, with tails (bits, mse_weight) of their own pixel-error weight: one result per
+    branch, in order. The shared run uses cfg's loss; a tail whose weight differs from cfg.mse_weight
+    ends the search under that weight (the bases fitted for enhancement parts, at the cost of a
+    tail instead of a whole run)."""
+    branches = [(int(b), float(w)) for b, w in branches]
+    if not branches:
         raise InvcompError("no bit depth given")
-    for b in bits:
+    for b, w in branches:
         replace(cfg, bits=b)  # validates the range
+        if w < 0:
+            raise InvcompError(f"mse_weight must be >= 0, not {w}")
+        if loss_fn is not None and w != cfg.mse_weight:
+            raise InvcompError("branches with their own mse_weight need the default loss")
+    bits = [b for b, _ in branches]
     device = next(generator.parameters()).device
     ncfg = generator.cfg
     if targets.ndim != 4 or targets.shape[1:] != (3, ncfg.resolution, ncfg.resolution):
@@ -251,28 +277,28 @@ def invert_rates(
     noise_steps = int(0.75 * cfg.steps) if cfg.noise > 0 else 0
     noise = torch.stack([torch.randn(noise_steps, k, d, generator=s) for s in streams], 2)  # (steps, k, n, d)
     noise = noise.reshape(noise_steps, k * n, d).to(device)
-    nb = len(bits)
+    nb = len(branches)
     fast_g = FastGenerator(generator, dtype)
-    # the default loss blurs the targets' SSIM maps once per depth-branch count, not every step
-    fast_losses: dict[int, LossFn] = {}
 
-    def step_loss(branches: int, target: torch.Tensor) -> LossFn:
+    def step_loss(tail: bool, target: torch.Tensor) -> LossFn:
+        """The shared run's loss or the tails' (side by side, each with its weight); the default loss
+        blurs the targets' SSIM maps once here, not every step."""
         if loss_fn is not None:
             return loss_fn
-        if branches not in fast_losses:
-            fast_losses[branches] = _fast_loss(SSIMTarget(target), cfg)
-        return fast_losses[branches]
+        weights = [w for _, w in branches] if tail else [cfg.mse_weight]
+        weight = weights[0] if len(set(weights)) == 1 else torch.tensor([w for w in weights for _ in range(k * n)])
+        return _fast_loss(SSIMTarget(target), cfg, weight.to(device) if torch.is_tensor(weight) else weight)
 
-    def run(first: int, last: int, z: torch.Tensor, opt: LatentAdam, branches: int, target: torch.Tensor):
-        loss_of = step_loss(branches, target) if first < last else None
+    def run(first: int, last: int, z: torch.Tensor, opt: LatentAdam, copies: int, target: torch.Tensor):
+        loss_of = step_loss(first >= qat_start, target) if first < last else None
         for step in range(first, last):
             t = step / max(1, cfg.steps)
             strength = cfg.noise * max(0.0, 1 - t / 0.75) ** 2
             z_in = z
             if step < noise_steps:
-                z_in = z + strength * (noise[step] if branches == 1 else noise[step].repeat(branches, 1))
+                z_in = z + strength * (noise[step] if copies == 1 else noise[step].repeat(copies, 1))
             if step >= qat_start:
-                z_in = torch.cat([fake_quantize(part, b, r) for part, b in zip(z_in.chunk(branches), bits)])
+                z_in = torch.cat([fake_quantize(part, b, r) for part, b in zip(z_in.chunk(copies), bits)])
             loss = loss_of(fast_g(z_in), target, z_in, cfg)
             z.grad = None
             loss.sum().backward()
@@ -288,16 +314,16 @@ def invert_rates(
         opt = opt.branched(z, nb)
         target_k = target_k.repeat(nb, 1, 1, 1)
     run(qat_start, cfg.steps, z, opt, nb, target_k)
-    chosen = {}
+    chosen = []
     final_loss = loss_fn or image_loss
     with torch.inference_mode():  # the final choice uses the generator itself, as decoding does
-        for b, zb, tb in zip(bits, z.detach().chunk(nb), target_k.chunk(nb)):
+        for (b, w), zb, tb in zip(branches, z.detach().chunk(nb), target_k.chunk(nb)):
             codes = quantize(zb, b, r)
             zq = dequantize(codes, b, r).to(device)
             generated = generator(zq)
-            loss = final_loss(generated, tb, zq, cfg).view(k, n)
+            loss = final_loss(generated, tb, zq, replace(cfg, mse_weight=w)).view(k, n)
             best = loss.argmin(0)
             idx = torch.arange(n, device=device)
-            chosen[b] = (codes.view(k, n, d)[best, idx], loss[best, idx])
+            chosen.append((codes.view(k, n, d)[best, idx], loss[best, idx]))
     # plain (non-inference) CPU tensors for the caller
-    return {b: InversionResult(*(t.cpu().clone() for t in v)) for b, v in chosen.items()}
+    return [InversionResult(*(t.cpu().clone() for t in v)) for v in chosen]

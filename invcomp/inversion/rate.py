@@ -7,29 +7,21 @@ latent size is fixed by the model). `--quality LEVEL` names a point directly; a 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from invcomp.errors import InvcompError
-
-if TYPE_CHECKING:
-    from invcomp.inversion.invert import InversionConfig
 
 # Bit depths from the lowest rate to where quality stops improving (docs/RESULTS.md shows
 # SSIM flattening out between 5 and 6 bits for every pretrained model).
 OPERATING_BITS = (2, 3, 4, 5, 6)
 
 # Bases for enhancement parts. A part codes the pixel error its base leaves, so targets with parts also
-# fit these depths with the pixel error weighted 100x in the inversion loss (1 - SSIM + 100 MSE): +0.4 to
-# +0.6 dB at equal bytes, and no lower SSIM, beside the SSIM-fitted bases (`scripts/parts_base_pilot.py`,
+# fit these depths with the pixel error weighted 100x (1 - SSIM + 100 MSE) in the inversion's
+# quantization-aware tail, branched from the same run as the SSIM-fitted depths (invert_branches):
+# more PSNR at equal bytes and no lower SSIM beside the SSIM-fitted bases (`scripts/parts_base_pilot.py`,
 # docs/RESULTS.md). The depths are those such bases win at from 0.5x to 3x WebP-q0's bytes.
 PARTS_BITS = (3, 4, 5)
 PARTS_MSE_WEIGHT = 100.0
-
-
-def parts_config(cfg: InversionConfig) -> InversionConfig:
-    """The inversion settings of the bases fitted for enhancement parts."""
-    return replace(cfg, mse_weight=PARTS_MSE_WEIGHT)
 
 
 def quality_levels(bits: tuple[int, ...] = OPERATING_BITS) -> dict[int, int]:

@@ -162,24 +162,23 @@ def test_choice_meets_budgets_and_targets(tiny_model):
 
 def test_targets_with_parts_also_choose_among_bases_fitted_for_parts(tiny_model, monkeypatch):
     from invcomp.codec import FitOptions
-    from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, parts_config
+    from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS
 
     target, _ = _pair()
     codec = Codec(tiny_model, "cpu")
-    cfg = codec.config(steps=2)
-    extra = [(PARTS_BITS, parts_config(cfg))]
-    cands = codec.compress_candidates([target], OPERATING_BITS, cfg, also=extra)[0]
+    cfg = codec.config(steps=4)
+    cands = codec.compress_candidates([target], OPERATING_BITS, cfg, parts_bits=PARTS_BITS)[0]
     assert [c.bits for c in cands] == [*OPERATING_BITS, *PARTS_BITS]
-    alone = codec.compress_candidates([target], PARTS_BITS, parts_config(cfg))[0]
-    assert [c.data for c in cands[len(OPERATING_BITS):]] == [c.data for c in alone]  # the same files as a run of their own
-    assert parts_config(cfg).mse_weight > cfg.mse_weight
+    plain = codec.compress_candidates([target], OPERATING_BITS, cfg)[0]
+    assert [c.data for c in cands[: len(OPERATING_BITS)]] == [c.data for c in plain]  # the tails leave these alone
     seen = []
     real = Codec.compress_candidates
     monkeypatch.setattr(Codec, "compress_candidates", lambda self, *a, **k: seen.append(a[5]) or real(self, *a, **k))
     with_parts = codec.choose_files([target], FitOptions(cfg, max_bytes=150, metric="psnr"))[0]
     without = codec.choose_files([target], FitOptions(cfg, max_bytes=150, metric="psnr", enhance=False))[0]
-    assert seen == [extra, []]  # the bases fitted for parts only where parts may follow
+    assert seen == [PARTS_BITS, ()]  # the bases fitted for parts only where parts may follow
     assert with_parts.candidate.size <= 150 and with_parts.candidate.psnr >= without.candidate.psnr
+
 
 def test_api_and_presets_with_parts(tiny_model):
     target, _ = _pair()

@@ -2,6 +2,7 @@ import pytest
 import torch
 from conftest import TINY, tiny_nets
 
+from invcomp.errors import InvcompError
 from invcomp.inversion.invert import InversionConfig, image_loss, invert
 from invcomp.inversion.quantize import dequantize
 
@@ -58,6 +59,27 @@ def test_invert_rates_equals_separate_runs():
         assert torch.equal(together[b].codes, alone.codes)
         assert torch.allclose(together[b].loss, alone.loss, atol=1e-6)
 
+
+
+def test_branches_apply_their_own_pixel_weight():
+    """Tails with their own mse_weight: with the whole run in the tail (qat_fraction 1) each branch is
+    exactly a run of its own with that weight, and a branch's loss is reported under its weight."""
+    from invcomp.inversion.invert import invert_branches
+
+    torch.manual_seed(0)
+    from invcomp.models.nets import Generator
+
+    g = Generator(TINY).eval().requires_grad_(False)  # PyTorch's default init: a non-flat G
+    x = _targets()
+    cfg = InversionConfig(bits=4, steps=20, restarts=2, seed=1, qat_fraction=1.0, lr=0.1)
+    found = invert_branches(g, x, cfg, [(4, 1.0), (4, 1000.0), (6, 1000.0)])
+    for (b, w), got in zip([(4, 1.0), (4, 1000.0), (6, 1000.0)], found):
+        alone = invert(g, x, InversionConfig(bits=b, steps=20, restarts=2, seed=1, qat_fraction=1.0, lr=0.1, mse_weight=w))
+        assert torch.equal(got.codes, alone.codes)
+        assert torch.allclose(got.loss, alone.loss, atol=1e-5)
+    assert not torch.equal(found[0].codes, found[1].codes)  # the weight changed the search
+    with pytest.raises(InvcompError, match="default loss"):
+        invert_branches(g, x, cfg, [(4, 5.0)], loss_fn=image_loss)
 
 @pytest.mark.slow
 def test_latent_adam_matches_torch_adam_to_the_bit():
