@@ -13,6 +13,7 @@ Writes results/budgets_<model>_<data>.{json,md} and *_budget_{ssim,psnr}.png.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -56,6 +57,48 @@ def best_within(series, budget: int, n: int) -> dict:
             "ssim": _mean([c[2] for c in chosen])}
 
 
+def _choices(codec: Codec, images: np.ndarray, ours, budgets: list[int], cache: Path, progress: Stages) -> dict:
+    """Per budget and metric, per image: (bytes, PSNR, SSIM, has parts) of the file `fit --max-bytes`
+    chooses from the cached bases; cached too, keyed by the bases and the source of the choice (a rerun
+    that only adds the learned peer's rows chooses nothing again)."""
+    key = {"bases": ours.key, "budgets": budgets, "code": _choice_code_digest()}
+    path = cache / f"choices_{codec.model.name}.json"
+    try:
+        saved = json.loads(path.read_text())
+        if saved.get("key") == key:
+            return saved["choices"]
+    except (OSError, ValueError):
+        pass
+    bases = [[Base(int(b), bytes.fromhex(files[i]), np.zeros(0)) for kind in ("files", "parts_files")
+              for b, files in ours.extra[kind].items()] for i in range(len(images))]
+    with progress("decode bases", len(images)) as bar:
+        for per_image in bases:
+            for j, b in enumerate(per_image):
+                per_image[j] = Base(b.bits, b.data, codec.decompress(b.data))
+            bar.advance(1)
+    choices = {}
+    for budget in budgets:
+        for metric in ("ssim", "psnr"):
+            with progress(f"invcomp {budget} B {metric}", len(images)) as bar:
+                chosen = []
+                for x, b in zip(images, bases):
+                    c = choose_enhanced(x, b, Target(max_bytes=budget, metric=metric)).candidate
+                    chosen.append((c.size, c.psnr, c.ssim, c.data[2] == 2))
+                    bar.advance(1)
+            choices[f"{budget} {metric}"] = chosen
+    write_atomic(path, json.dumps({"key": key, "choices": choices}).encode())
+    return json.loads(json.dumps(choices))  # the same types a cache hit gives
+
+
+def _choice_code_digest() -> str:
+    """sha256 of the modules that choose and code the parts: a change to any invalidates cached choices."""
+    import invcomp.enhance as enhance
+    import invcomp.formats as formats
+
+    files = sorted(Path(enhance.__file__).parent.glob("*.py")) + sorted(Path(formats.__file__).parent.glob("*.py"))
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+
+
 def run_budget_bench(codec: Codec, data: BenchData, out: Path, config: InversionConfig | None = None,
                      multiples: tuple[float, ...] = MULTIPLES, batch_size: int = 64, progress: Stages = silent,
                      peers: tuple = ()) -> dict:
@@ -68,26 +111,15 @@ def run_budget_bench(codec: Codec, data: BenchData, out: Path, config: Inversion
     ours = invcomp_series(codec, data, cfg, cache, batch_size, progress)
     sweeps = {c.pil_format: classic_series(c, images, cache, progress) for c in SWEEPS}
     webp0 = float(np.mean(sweeps["WEBP"].points[0]["bytes"]))
-    bases = [[Base(int(b), bytes.fromhex(files[i]), np.zeros(0)) for kind in ("files", "parts_files")
-              for b, files in ours.extra[kind].items()] for i in range(len(images))]
-    with progress("decode bases", len(images)) as bar:
-        for per_image in bases:
-            for j, b in enumerate(per_image):
-                per_image[j] = Base(b.bits, b.data, codec.decompress(b.data))
-            bar.advance(1)
+    budgets = [int(round(m * webp0)) for m in multiples]
+    choices = _choices(codec, images, ours, budgets, cache, progress)
     rows = []
-    for mult in multiples:
-        budget = int(round(mult * webp0))
+    for mult, budget in zip(multiples, budgets):
         for metric in ("ssim", "psnr"):
-            with progress(f"invcomp {mult:g}x {metric}", len(images)) as bar:
-                chosen = []
-                for x, b in zip(images, bases):
-                    chosen.append(choose_enhanced(x, b, Target(max_bytes=budget, metric=metric)).candidate)
-                    bar.advance(1)
-            fit = [c for c in chosen if c.size <= budget]
+            fit = [c for c in choices[f"{budget} {metric}"] if c[0] <= budget]
             rows.append({"multiple": mult, "budget": budget, "codec": f"invcomp --max-bytes (best {metric.upper()})",
-                         "within": len(fit), "bytes": _mean([c.size for c in fit]), "psnr": _mean([c.psnr for c in fit]),
-                         "ssim": _mean([c.ssim for c in fit]), "with_parts": sum(c.data[2] == 2 for c in fit)})
+                         "within": len(fit), "bytes": _mean([c[0] for c in fit]), "psnr": _mean([c[1] for c in fit]),
+                         "ssim": _mean([c[2] for c in fit]), "with_parts": sum(c[3] for c in fit)})
         for series in sweeps.values():
             rows.append({"multiple": mult, "budget": budget, "codec": f"best {series.codec.split()[0]} within budget",
                          **best_within(series, budget, len(images))})

@@ -52,7 +52,10 @@ def test_bench_writes_every_codec_and_reuses_cache(tmp_path, tiny_weights, tiny_
     # a rerun reads every series from the cache: no codec and no inversion runs again
     monkeypatch.setattr(classic.ClassicCodec, "roundtrip", lambda *a: pytest.fail("classic codec re-run"))
     monkeypatch.setattr(rd, "run_invcomp", lambda *a, **k: pytest.fail("inversion re-run"))
-    r2 = runner.invoke(app, args[:-3] + ["--grid", "0", "--json"])  # (the enhancement choice itself runs again)
+    from invcomp.bench import budgets as budget_bench
+
+    monkeypatch.setattr(budget_bench, "choose_enhanced", lambda *a, **k: pytest.fail("enhancement choice re-run"))
+    r2 = runner.invoke(app, args[:-3] + ["--grid", "0", "--json"])
     assert r2.exit_code == 0, r2.output
     assert json.loads(r2.stdout)["rows"] == report["rows"]
 
