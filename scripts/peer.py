@@ -43,7 +43,7 @@ def cmd_train(a) -> None:
     data = load_bench_data(a.data, a.resolution)
     ckpt = a.out.with_suffix(".ckpt")
     model = train(cfg, data.images, ckpt, log=lambda s: print(s, flush=True))
-    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["state"]
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)["state"]
     trained = {"data": data.name, "images": len(data.images), "threads": a.threads, "cpu": _cpu(), **saved,
                "torch": torch.__version__}
     save_weights(model, cfg, a.out, trained)
