@@ -45,7 +45,7 @@ def cmd_train(a) -> None:
     model = train(cfg, data.images, ckpt, log=lambda s: print(s, flush=True))
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)["state"]
     trained = {"data": data.name, "images": len(data.images), "threads": a.threads, "cpu": _cpu(), **saved,
-               "torch": torch.__version__}
+               "torch": str(torch.__version__)}
     save_weights(model, cfg, a.out, trained)
     print(json.dumps({"weights": str(a.out), **trained}), flush=True)
 

@@ -145,7 +145,9 @@ def _save(path: Path, obj) -> None:
 
 
 def save_weights(model: torch.nn.Module, cfg: PeerConfig, path: Path, trained: dict) -> None:
-    _save(path, {"config": asdict(cfg), "trained": trained, "model": model.state_dict()})
+    """`trained` (how it was trained) is stored as plain JSON values, so the file loads with weights_only."""
+    plain = json.loads(json.dumps(trained, default=str))
+    _save(path, {"config": asdict(cfg), "trained": plain, "model": model.state_dict()})
 
 
 def load_weights(path: Path) -> tuple[torch.nn.Module, PeerConfig, dict]:

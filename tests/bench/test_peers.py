@@ -99,15 +99,15 @@ def test_train_resume_and_measure_with_compressai(tmp_path):
     images = _images(16)
     ckpt = tmp_path / "p.ckpt"
     model = train(cfg, images, ckpt, log=lambda s: None)
-    steps = torch.load(ckpt, weights_only=False)["state"]["steps"]
+    steps = torch.load(ckpt, weights_only=True)["state"]["steps"]
     assert steps > 0
     train(cfg, images, ckpt, log=lambda s: None)  # the budget is spent: resuming trains no further
-    assert torch.load(ckpt, weights_only=False)["state"]["steps"] == steps
+    assert torch.load(ckpt, weights_only=True)["state"]["steps"] == steps
     with pytest.raises(InvcompError, match="another configuration"):
         train(PeerConfig("mse", 5.0, 0.02, n=8, m=8, batch_size=4), images, ckpt, log=lambda s: None)
-    save_weights(model, cfg, tmp_path / "p.pt", {"steps": steps})
+    save_weights(model, cfg, tmp_path / "p.pt", {"steps": steps, "torch": torch.__version__})  # a str subclass
     loaded, cfg2, trained = load_weights(tmp_path / "p.pt")
-    assert cfg2 == cfg and trained == {"steps": steps}
+    assert cfg2 == cfg and trained == {"steps": steps, "torch": str(torch.__version__)}
     sizes, decoded = measure(loaded, images[:3])
     again, decoded2 = measure(loaded, images[:3])
     assert all(s > 0 for s in sizes) and sizes == again  # real bitstreams, the same each time
