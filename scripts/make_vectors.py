@@ -105,6 +105,7 @@ def main() -> None:
         if "--layers" in subprocess.run([sys.executable, "-m", "invcomp", "fit", "--help"], env=env,
                                         capture_output=True, text=True).stdout:  # .icz version 2: enhancement parts
             for name, model, opts in (("airplanes32_parts_max150", "airplanes32", ["--max-bytes", "150", "--layers", "2"]),
+                                      ("airplanes32_parts_max250", "airplanes32", ["--max-bytes", "250"]),
                                       ("flowers32_q8", "flowers32", ["--quality", "8"]),
                                       ("flowers64_psnr28", "flowers64", ["--target-psnr", "28"])):
                 # a sample with seeded noise on it: detail the generator cannot draw, so the file needs parts
@@ -115,6 +116,15 @@ def main() -> None:
                 icz = out / f"{name}.icz"
                 run(["fit", str(src), "-o", str(icz), "-m", model, "--device", "cpu", *opts], env)
                 entry(icz.stem, model, f"fit -m {model} {' '.join(opts)}", icz)
+            # smooth detail (a sinusoid on a sample) coded coarsely: a part with the deblocking filter (kind 1)
+            sample = np.asarray(Image.open(tmp / "airplanes32.png"), dtype=np.float64)
+            yy, xx = np.mgrid[0:32, 0:32]
+            src = tmp / "airplanes32_waves.png"
+            waves = 40 * np.sin(xx / 9) * np.cos(yy / 11)
+            Image.fromarray(np.clip(sample + waves[..., None], 0, 255).astype(np.uint8)).save(src)
+            icz = out / "airplanes32_parts_waves180.icz"
+            run(["fit", str(src), "-o", str(icz), "-m", "airplanes32", "--device", "cpu", "--max-bytes", "180"], env)
+            entry(icz.stem, "airplanes32", "fit -m airplanes32 --max-bytes 180 (a sample with waves added)", icz)
             trimmed = out / "airplanes32_parts_trimmed.icz"
             run(["trim", str(out / "airplanes32_parts_max150.icz"), "-o", str(trimmed), "--parts", "1"], env)
             entry(trimmed.stem, "airplanes32", "trim --parts 1 of airplanes32_parts_max150.icz", trimmed)

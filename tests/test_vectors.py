@@ -29,9 +29,18 @@ def _close(got: np.ndarray, want: np.ndarray) -> None:
 
 
 def test_vectors_exist_for_every_release():
-    assert {"0.1.0", "0.2.0"} <= {p.name for p in VECTORS.iterdir() if p.is_dir()}
+    assert {"0.1.0", "0.2.0", "0.3.0"} <= {p.name for p in VECTORS.iterdir() if p.is_dir()}
     assert len(CASES) >= 14
 
+
+
+def test_vectors_cover_every_part_kind():
+    from invcomp.enhance.parts import KINDS
+    from invcomp.formats.icz import VERSION_PARTS, split_file
+
+    kinds = {part[0] for folder, case in CASES if case["file"].endswith(".icz")
+             for data in [(folder / case["file"]).read_bytes()] if data[2] == VERSION_PARTS for part in split_file(data)[2]}
+    assert kinds == set(KINDS)
 
 @pytest.mark.parametrize("folder, case", CASES, ids=[f"{p.name}/{c['file']}" for p, c in CASES])
 def test_every_vector_decodes_to_its_pixels(folder, case):

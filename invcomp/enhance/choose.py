@@ -16,7 +16,7 @@ from invcomp.enhance import parts as enh
 from invcomp.enhance.presets import STEP_LEVELS
 from invcomp.enhance.residual import to_pixels
 from invcomp.errors import InvcompError
-from invcomp.formats.icz import VERSION_PARTS, with_parts
+from invcomp.formats.icz import with_parts
 from invcomp.inversion.rate import Candidate, Choice
 from invcomp.metrics import image_quality
 
@@ -119,8 +119,12 @@ def _search(image: np.ndarray, base: Base, target: Target, block: int, guess: in
     def file_of(step: int) -> Candidate:
         if step not in tried:
             found, recon = layered(image, base.pixels, step, target.layers, block, target.chroma)
-            data = with_parts(base.data, found)
-            tried[step] = Candidate(base.bits, data, *_quality(image, to_pixels(recon)))
+            plain = Candidate(base.bits, with_parts(base.data, found), *_quality(image, to_pixels(recon)))
+            tried[step] = plain
+            if target.layers == 1:  # the same part with the deblocking filter (kind 1): same bytes, kept if better
+                part, filtered = enh.deblocked(enh.parse_part(found[0]), recon)
+                other = Candidate(base.bits, with_parts(base.data, [part.to_bytes()]), *_quality(image, to_pixels(filtered)))
+                tried[step] = max(plain, other, key=_score(target))
         return tried[step]
 
     def fits(step: int) -> bool:
@@ -140,7 +144,7 @@ def _search(image: np.ndarray, base: Base, target: Target, block: int, guess: in
 def choose_enhanced(image: np.ndarray, bases: Sequence[Base], target: Target, enhance: bool = True) -> Choice:
     """Per image: every base alone and (unless not enhance) every base with its best parts; the cheapest
     meeting the quality targets (within the budget), or with only a budget the best `metric` within it."""
-    candidates, guess, steps = [], STEP_LEVELS // 2, {}
+    candidates, guess, origin = [], STEP_LEVELS // 2, {}
     for base in bases:
         psnr, ssim = _quality(image, base.pixels)
         candidates.append(Candidate(base.bits, base.data, psnr, ssim))
@@ -148,14 +152,18 @@ def choose_enhanced(image: np.ndarray, bases: Sequence[Base], target: Target, en
             found, guess = _search(image, base, target, target.block, guess)
             if found is not None:
                 candidates.append(found)
-                steps[base.bits] = guess
+                origin[found.data] = (base, guess)  # (two bases may share a bit depth: SSIM- and parts-fitted)
     choice = _pick(candidates, target)
-    if enhance and target.second_block and choice.candidate.data[2] == VERSION_PARTS:
-        base = next(b for b in bases if b.bits == choice.candidate.bits)
-        found, _ = _search(image, base, target, target.second_block, steps[base.bits])
+    if enhance and target.second_block and choice.candidate.data in origin:
+        base, step = origin[choice.candidate.data]
+        found, _ = _search(image, base, target, target.second_block, step)
         if found is not None:
             choice = _pick([*candidates, found], target)
     return choice
+
+
+def _score(target: Target) -> Callable[[Candidate], tuple[float, float]]:
+    return (lambda c: (c.ssim, c.psnr)) if target.metric == "ssim" else (lambda c: (c.psnr, c.ssim))
 
 
 def _pick(candidates: list[Candidate], target: Target) -> Choice:
@@ -163,7 +171,7 @@ def _pick(candidates: list[Candidate], target: Target) -> Choice:
     if not fitting:
         smallest = min(candidates, key=lambda c: c.size)
         return Choice(smallest, False, f"smallest file is {smallest.size} bytes > --max-bytes {target.max_bytes}")
-    score = (lambda c: (c.ssim, c.psnr)) if target.metric == "ssim" else (lambda c: (c.psnr, c.ssim))
+    score = _score(target)
     if target.quality_target:
         meeting = [c for c in fitting if target.good(c.psnr, c.ssim)]
         if meeting:

@@ -79,3 +79,19 @@ def inverse(coefs: np.ndarray, n: int, step_index: int, chroma_index: int) -> np
 
 def to_pixels(recon: np.ndarray) -> np.ndarray:
     return np.clip(np.round(recon), 0, 255).astype(np.uint8)
+
+
+def deblock(recon: np.ndarray, n: int, step: float) -> np.ndarray:
+    """The deblocking filter of parts of kind 1 (docs/FORMAT.md): at every n x n block edge, first the
+    horizontal edges and then the vertical ones, per RGB channel, the two pixels beside the edge move
+    towards each other by clip((4 (q0 - p0) - (q1 - p1)) / 8, -t, t) with t = step / 2, unless
+    |q0 - p0| >= step (a real edge, kept). Float64 elementwise arithmetic only."""
+    out = recon.astype(np.float64, copy=True)
+    t = step / 2
+    for axis in (0, 1):
+        v = np.moveaxis(out, axis, 0)  # a view: edges along the first axis
+        b = np.arange(n, v.shape[0], n)
+        p1, p0, q0, q1 = v[b - 2], v[b - 1], v[b], v[b + 1]
+        delta = np.clip((4 * (q0 - p0) - (q1 - p1)) / 8, -t, t) * (np.abs(q0 - p0) < 2 * t)
+        v[b - 1], v[b] = p0 + delta, q0 - delta
+    return out

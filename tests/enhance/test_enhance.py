@@ -58,7 +58,7 @@ def test_part_bytes_layout_and_refusals():
     data = part.to_bytes()
     assert data[:4] == bytes([0, 2, 40, 6]) and len(data) == 4 + len(part.coded) + 1
     assert parts.parse_part(data) == part
-    for bad, msg in ((bytes([1]) + data[1:], "kind 1"), (data[:1] + bytes([5]) + data[2:], "parameters"),
+    for bad, msg in ((bytes([2]) + data[1:], "kind 2"), (data[:1] + bytes([5]) + data[2:], "parameters"),
                      (data[:-1] + bytes([data[-1] ^ 1]), "check byte"), (data[:4], "too short")):
         with pytest.raises(InvcompError, match=msg):
             parts.parse_part(bad)
@@ -116,6 +116,52 @@ def test_enhanced_files_decode_through_the_codec_and_trim_to_each_part(tiny_mode
     assert r.exit_code != 0 and "refusing to overwrite" in r.output and (tmp_path / "f.icz").read_bytes() == data
     r = runner.invoke(app, ["info", str(tmp_path / "f.icz"), "--json"])
     assert '"part_bytes": [' in r.output and '"version": 2' in r.output
+
+
+
+def test_deblocking_filter_matches_its_definition_and_kind_1_parts_decode_as_the_encoder_saw():
+    rng = np.random.default_rng(3)
+    recon = rng.normal(128, 20, (32, 32, 3))
+    step = 12.0
+    want = recon.copy()  # the definition in docs/FORMAT.md, one edge at a time
+    for axis in (0, 1):
+        for b in range(8, 32, 8):
+            at = [(slice(None),) * axis + (k,) for k in (b - 2, b - 1, b, b + 1)]
+            p1, p0, q0, q1 = (want[i].copy() for i in at)
+            d = np.clip((4 * (q0 - p0) - (q1 - p1)) / 8, -step / 2, step / 2) * (np.abs(q0 - p0) < step)
+            want[at[1]], want[at[2]] = p0 + d, q0 - d
+    got = residual.deblock(recon, 8, step)
+    assert np.array_equal(got, want) and not np.array_equal(got, recon)
+    inside = [i for i in range(32) if i % 8 not in (0, 7)]
+    assert np.array_equal(got[inside][:, inside], recon[inside][:, inside])  # only pixels beside edges move
+    target, base = _pair(noise=30.0)
+    plain, decoded = parts.encode_part(target, base.astype(np.float64), 30)
+    twin, filtered = parts.deblocked(plain, decoded)
+    data = twin.to_bytes()
+    assert data[0] == 1 and data[1:] == plain.to_bytes()[1:]  # the same bytes but the kind
+    assert parts.parse_part(data) == twin and twin.deblock
+    assert np.array_equal(parts.decode_part(twin, base.astype(np.float64)), filtered)
+    assert np.array_equal(parts.apply_parts(base, [data]), residual.to_pixels(filtered))
+
+
+def test_the_choice_takes_the_filter_only_where_it_pays(tiny_model, monkeypatch):
+    target, _ = _pair()
+    codec = Codec(tiny_model, "cpu")
+    cands = codec.compress_candidates([target], config=codec.config(steps=2))[0]
+    bases = [Base(c.bits, c.data, codec.decompress(c.data)) for c in cands]
+    targets = [Target(max_bytes=budget, metric=metric) for budget in (80, 120, 200, 400) for metric in ("ssim", "psnr")]
+    with monkeypatch.context() as m:
+        m.setattr(parts, "deblocked", lambda part, decoded: (part, decoded))  # no filter: the twin is the part itself
+        without = [choose_enhanced(target, bases, t).candidate for t in targets]
+    kinds = set()
+    for t, plain in zip(targets, without):
+        with_filter = choose_enhanced(target, bases, t).candidate
+        assert getattr(with_filter, t.metric) >= getattr(plain, t.metric) - 1e-9
+        got = decompress(with_filter.data, tiny_model, "cpu")
+        assert abs(_psnr(target, got) - with_filter.psnr) < 1e-6  # the figures are what decoding gives
+        if with_filter.data[2] == 2:
+            kinds.add(icz.split_file(with_filter.data)[2][0][0])
+    assert 1 in kinds  # the filter wins somewhere (and never loses: above)
 
 
 def test_targets_validate():
