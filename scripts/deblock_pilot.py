@@ -10,44 +10,23 @@ search for the part's step). Writes results/enhance/deblock_<model>.json and .md
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from pilots import ROOT, pilot_inputs, pilot_parser
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="airplanes32")
-    ap.add_argument("--data", default="cifar10_airplane_test.npz")
-    ap.add_argument("--n", type=int, default=100)
-    ap.add_argument("--budgets", type=float, nargs="+", default=[1.0, 2.0, 3.0])
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args()
-    import torch
-
-    torch.set_num_threads(args.threads)
-    from invcomp.bench.classic import classic_roundtrip
-    from invcomp.bench.data import load_bench_data
-    from invcomp.codec import Codec
+    args = pilot_parser(__doc__, [1.0, 2.0, 3.0]).parse_args()
     from invcomp.enhance import parts
     from invcomp.enhance.choose import Base, Target, choose_enhanced
     from invcomp.enhance.presets import step_size
     from invcomp.enhance.residual import deblock, to_pixels
     from invcomp.formats.icz import split_file
-    from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS
+    from invcomp.inversion.rate import PARTS_BITS
     from invcomp.metrics import image_quality
 
-    codec = Codec(args.model, "cpu")
-    images = load_bench_data(args.data, codec.resolution, args.n).images
-    webp0 = float(np.mean([len(classic_roundtrip("WEBP", im, 0)[0]) for im in images]))
-    found = codec.compress_candidates(list(images), OPERATING_BITS, codec.config(), parts_bits=PARTS_BITS)
-    bases = [[Base(c.bits, c.data, codec.decompress(c.data)) for c in per] for per in found]
+    codec, images, webp0, bases = pilot_inputs(args, PARTS_BITS)
 
     def decoded_with(base: Base, data: bytes, strength: float) -> np.ndarray:
         recon = base.pixels.astype(np.float64)

@@ -11,42 +11,24 @@ Writes results/enhance/parts_base_<model>.json and .md.
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from pilots import ROOT, pilot_images, pilot_parser
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="airplanes32")
-    ap.add_argument("--data", default="cifar10_airplane_test.npz")
-    ap.add_argument("--n", type=int, default=100)
+    ap = pilot_parser(__doc__, [0.5, 1.0, 2.0, 3.0])
     ap.add_argument("--weights", type=float, nargs="+", default=[100.0])
     ap.add_argument("--parts-bits", nargs="+", default=["3,4,5"], help="bit depths of the pixel-fitted bases")
-    ap.add_argument("--budgets", type=float, nargs="+", default=[0.5, 1.0, 2.0, 3.0])
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tails", action="store_true", help="also the bases fit makes: tails of the SSIM-fitted run")
     args = ap.parse_args()
-    import torch
-
-    torch.set_num_threads(args.threads)
-    from invcomp.bench.classic import classic_roundtrip
-    from invcomp.bench.data import load_bench_data
-    from invcomp.codec import Codec
     from invcomp.enhance.choose import Base, Target, choose_enhanced
     from invcomp.formats.icz import split_file
     from invcomp.inversion.rate import PARTS_BITS, PARTS_MSE_WEIGHT
 
-    codec = Codec(args.model, "cpu")
-    images = load_bench_data(args.data, codec.resolution, args.n).images
-    webp0 = float(np.mean([len(classic_roundtrip("WEBP", im, 0)[0]) for im in images]))
+    codec, images, webp0 = pilot_images(args)
 
     def bases(cfg, bits, tag):
         found = codec.compress_candidates(list(images), bits, cfg)

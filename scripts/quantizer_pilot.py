@@ -10,41 +10,21 @@ Writes results/enhance/quantizer_<model>.json and .md.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from pilots import ROOT, pilot_inputs, pilot_parser
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="airplanes32")
-    ap.add_argument("--data", default="cifar10_airplane_test.npz")
-    ap.add_argument("--n", type=int, default=100)
-    ap.add_argument("--budgets", type=float, nargs="+", default=[1.0, 2.0, 3.0])
+    ap = pilot_parser(__doc__, [1.0, 2.0, 3.0])
     ap.add_argument("--variants", nargs="+", default=["0.2,0.2", "0.1,0.3", "0.0,0.35"])
-    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    import torch
-
-    torch.set_num_threads(args.threads)
-    from invcomp.bench.classic import classic_roundtrip
-    from invcomp.bench.data import load_bench_data
-    from invcomp.codec import Codec
     from invcomp.enhance import residual
-    from invcomp.enhance.choose import Base, Target, choose_enhanced
+    from invcomp.enhance.choose import Target, choose_enhanced
 
-    codec = Codec(args.model, "cpu")
-    images = load_bench_data(args.data, codec.resolution, args.n).images
-    webp0 = float(np.mean([len(classic_roundtrip("WEBP", im, 0)[0]) for im in images]))
-    found = codec.compress_candidates(list(images), config=codec.config())
-    bases = [[Base(c.bits, c.data, codec.decompress(c.data)) for c in per] for per in found]
+    codec, images, webp0, bases = pilot_inputs(args)
     rows = []
     for variant in args.variants:
         level, zero = (float(v) for v in variant.split(","))
