@@ -169,19 +169,26 @@ class Codec:
         `parts_bits`: depths whose files follow, per image, fitted for enhancement parts (the run's
         tail with the pixel error weighted PARTS_MSE_WEIGHT, inversion/rate.py).
         """
+        return [[c for c, _ in per] for per in self._fit_bases(images, bits, config, batch_size, progress, parts_bits)]
+
+    def _fit_bases(self, images: Sequence[ImageLike], bits: Sequence[int], config: InversionConfig | None,
+                   batch_size: int, progress: Progress | None,
+                   parts_bits: Sequence[int]) -> list[list[tuple[Candidate, np.ndarray]]]:
+        """compress_candidates with each file's decoded picture (G(codes) in batches, as decoding gives it)."""
         cfg = config or self.config()
         branches = [(b, cfg.mse_weight) for b in bits] + [(b, PARTS_MSE_WEIGHT) for b in parts_bits]
-        out: list[list[Candidate]] = []
+        out: list[list[tuple[Candidate, np.ndarray]]] = []
         for chunk in _batches([self.prepare(im) for im in images], batch_size):
             pixels = np.stack([p for p, _ in chunk])
             results = invert_branches(self.model.generator, to_unit(pixels), cfg, branches, self.model.encoder,
                                       dtype=self.dtype)
-            per_image: list[list[Candidate]] = [[] for _ in chunk]
+            per_image: list[list[tuple[Candidate, np.ndarray]]] = [[] for _ in chunk]
             for (b, _), result in zip(branches, results):
                 files = [self.encode(c, b, size) for (_, size), c in zip(chunk, result.codes.numpy())]
-                psnr, ssim = image_quality(pixels, self.decode_codes(result.codes, b))
-                for mine, f, p, s in zip(per_image, files, psnr, ssim):
-                    mine.append(Candidate(b, f, float(p), float(s)))
+                decoded = self.decode_codes(result.codes, b)
+                psnr, ssim = image_quality(pixels, decoded)
+                for mine, f, p, s, d in zip(per_image, files, psnr, ssim, decoded):
+                    mine.append((Candidate(b, f, float(p), float(s)), d))
             out.extend(per_image)
             if progress:
                 progress(len(chunk))
@@ -201,11 +208,11 @@ class Codec:
         the operating point that meets a target (`choice.met` False when none does)."""
         cfg = options.inversion
         if options.targeted:
-            found = self.compress_candidates(images, OPERATING_BITS, cfg, batch_size, progress,
-                                             PARTS_BITS if options.enhance else ())  # bases fitted for parts too
+            found = self._fit_bases(images, OPERATING_BITS, cfg, batch_size, progress,
+                                    PARTS_BITS if options.enhance else ())  # bases fitted for parts too
             originals = [self.prepare(im)[0] for im in images]
-            return [choose_enhanced(x, [Base(c.bits, c.data, self.decompress(c.data)) for c in cands], options.target,
-                                    options.enhance) for x, cands in zip(originals, found)]
+            return [choose_enhanced(x, [Base(c.bits, c.data, d) for c, d in per], options.target, options.enhance,
+                                    PARTS_BITS) for x, per in zip(originals, found)]
         if options.mask is not None:
             files = self.compress_masked(images, options.mask, cfg, user_masks, batch_size, progress)
             decoded = np.stack([self.decompress(f) for f in files])

@@ -7,7 +7,7 @@ search over the part's step (`first_true`), starting from the step the previous 
 3 to 4 encodings per base instead of a bisection's 7."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,11 +114,17 @@ def _search(image: np.ndarray, base: Base, target: Target, block: int, guess: in
     budget = target.max_bytes
     if budget is not None and budget - len(base.data) - overhead < enh.part_overhead() + 1:
         return None, guess
+    coded: dict[int, tuple[list[bytes], np.ndarray]] = {}
     tried: dict[int, Candidate] = {}
+
+    def parts_of(step: int) -> tuple[list[bytes], np.ndarray]:
+        if step not in coded:
+            coded[step] = layered(image, base.pixels, step, target.layers, block, target.chroma)
+        return coded[step]
 
     def file_of(step: int) -> Candidate:
         if step not in tried:
-            found, recon = layered(image, base.pixels, step, target.layers, block, target.chroma)
+            found, recon = parts_of(step)
             plain = Candidate(base.bits, with_parts(base.data, found), *_quality(image, to_pixels(recon)))
             tried[step] = plain
             if target.layers == 1:  # the same part with the deblocking filter (kind 1): same bytes, kept if better
@@ -127,8 +133,8 @@ def _search(image: np.ndarray, base: Base, target: Target, block: int, guess: in
                 tried[step] = max(plain, other, key=_score(target))
         return tried[step]
 
-    def fits(step: int) -> bool:
-        return budget is None or file_of(step).size <= budget
+    def fits(step: int) -> bool:  # the size alone: with only a budget, quality is measured at the chosen step only
+        return budget is None or len(with_parts(base.data, parts_of(step)[0])) <= budget
 
     last = STEP_LEVELS - 1
     if not target.quality_target:  # the finest step that fits (steps grow coarser with the index)
@@ -141,14 +147,16 @@ def _search(image: np.ndarray, base: Base, target: Target, block: int, guess: in
     return None, guess
 
 
-def choose_enhanced(image: np.ndarray, bases: Sequence[Base], target: Target, enhance: bool = True) -> Choice:
-    """Per image: every base alone and (unless not enhance) every base with its best parts; the cheapest
-    meeting the quality targets (within the budget), or with only a budget the best `metric` within it."""
+def choose_enhanced(image: np.ndarray, bases: Sequence[Base], target: Target, enhance: bool = True,
+                    part_bits: Collection[int] | None = None) -> Choice:
+    """Per image: every base alone and (unless not enhance) every base whose bits are in `part_bits`
+    (None: every base) with its best parts; the cheapest meeting the quality targets (within the
+    budget), or with only a budget the best `metric` within it."""
     candidates, guess, origin = [], STEP_LEVELS // 2, {}
     for base in bases:
         psnr, ssim = _quality(image, base.pixels)
         candidates.append(Candidate(base.bits, base.data, psnr, ssim))
-        if enhance:
+        if enhance and (part_bits is None or base.bits in part_bits):
             found, guess = _search(image, base, target, target.block, guess)
             if found is not None:
                 candidates.append(found)

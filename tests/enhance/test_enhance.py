@@ -217,9 +217,12 @@ def test_targets_with_parts_also_choose_among_bases_fitted_for_parts(tiny_model,
     assert [c.bits for c in cands] == [*OPERATING_BITS, *PARTS_BITS]
     plain = codec.compress_candidates([target], OPERATING_BITS, cfg)[0]
     assert [c.data for c in cands[: len(OPERATING_BITS)]] == [c.data for c in plain]  # the tails leave these alone
+    fitted = codec._fit_bases([target], OPERATING_BITS, cfg, 64, None, PARTS_BITS)[0]
+    for c, pixels in fitted:  # the pictures the part search codes against are what decoding the files gives
+        assert np.array_equal(pixels, codec.decompress(c.data))
     seen = []
-    real = Codec.compress_candidates
-    monkeypatch.setattr(Codec, "compress_candidates", lambda self, *a, **k: seen.append(a[5]) or real(self, *a, **k))
+    real = Codec._fit_bases
+    monkeypatch.setattr(Codec, "_fit_bases", lambda self, *a, **k: seen.append(a[5]) or real(self, *a, **k))
     with_parts = codec.choose_files([target], FitOptions(cfg, max_bytes=150, metric="psnr"))[0]
     without = codec.choose_files([target], FitOptions(cfg, max_bytes=150, metric="psnr", enhance=False))[0]
     assert seen == [PARTS_BITS, ()]  # the bases fitted for parts only where parts may follow
