@@ -82,7 +82,7 @@ def _choices(codec: Codec, images: np.ndarray, ours, budgets: list[int], cache: 
             with progress(f"invcomp {budget} B {metric}", len(images)) as bar:
                 chosen = []
                 for x, b in zip(images, bases):
-                    c = choose_enhanced(x, b, Target(max_bytes=budget, metric=metric)).candidate
+                    c = choose_enhanced(x, b, Target(max_bytes=budget, metric=metric), part_bits=PARTS_BITS).candidate
                     chosen.append((c.size, c.psnr, c.ssim, c.data[2] == 2))
                     bar.advance(1)
             choices[f"{budget} {metric}"] = chosen
@@ -91,11 +91,13 @@ def _choices(codec: Codec, images: np.ndarray, ours, budgets: list[int], cache: 
 
 
 def _choice_code_digest() -> str:
-    """sha256 of the modules that choose and code the parts: a change to any invalidates cached choices."""
+    """sha256 of the modules that choose and code the parts (and of this one, which calls the choice):
+    a change to any invalidates cached choices."""
     import invcomp.enhance as enhance
     import invcomp.formats as formats
 
-    files = sorted(Path(enhance.__file__).parent.glob("*.py")) + sorted(Path(formats.__file__).parent.glob("*.py"))
+    files = [*sorted(Path(enhance.__file__).parent.glob("*.py")), *sorted(Path(formats.__file__).parent.glob("*.py")),
+             Path(__file__)]
     return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
 
 
