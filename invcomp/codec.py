@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from invcomp.enhance.choose import Base, Target, choose_enhanced, layered
+from invcomp.enhance.choose import Base, Target, best_kind, choose_enhanced, layered
 from invcomp.enhance.parts import apply_parts
 from invcomp.enhance.residual import to_pixels
 from invcomp.errors import InvcompError
@@ -224,9 +224,10 @@ class Codec:
                                       for i in range(0, len(codes), batch_size)])
         originals = np.stack([self.prepare(im)[0] for im in images])
         if options.part_step is not None:  # a preset with enhancement: one part at a fixed step on each file
-            enhanced = [layered(x, d, options.part_step, options.layers) for x, d in zip(originals, decoded)]
-            files = [with_parts(f, found) for f, (found, _) in zip(files, enhanced)]
-            decoded = np.stack([to_pixels(recon) for _, recon in enhanced])
+            enhanced = [best_kind(x, *layered(x, d, options.part_step, options.layers), options.metric)
+                        for x, d in zip(originals, decoded)]  # one part: kind 0 or 1, the better by --metric
+            files = [with_parts(f, found) for f, (found, _, _) in zip(files, enhanced)]
+            decoded = np.stack([to_pixels(recon) for _, recon, _ in enhanced])
         psnr, ssim = image_quality(originals, decoded)
         return [Choice(Candidate(cfg.bits, f, float(p), float(s)), True) for f, p, s in zip(files, psnr, ssim)]
 

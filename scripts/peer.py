@@ -25,6 +25,8 @@ from invcomp.bench.data import load_bench_data
 from invcomp.bench.peer import PeerConfig, load_weights, measure, save_weights, train
 from invcomp.bench.peers import save_peer_series, series_from_points
 from invcomp.errors import InvcompError
+from invcomp.io.datasets import load_npz_images, resolve_data_path
+from invcomp.models.registry import find
 
 
 def _cpu() -> str:
@@ -37,14 +39,23 @@ def _cpu() -> str:
     return platform.processor() or "unknown"
 
 
+def _native_resolution(data: str) -> int:
+    """The side of a training .npz's own images (train at the size the domain's model works at)."""
+    path = resolve_data_path(data)
+    if path.suffix != ".npz":
+        raise InvcompError("--resolution is needed for a folder of images")
+    return int(load_npz_images(path)[0].shape[1])
+
+
 def cmd_train(a) -> None:
     torch.set_num_threads(a.threads)
     cfg = PeerConfig(a.objective, a.lmbda, a.minutes, batch_size=a.batch_size, lr=a.lr, seed=a.seed)
-    data = load_bench_data(a.data, a.resolution)
+    data = load_bench_data(a.data, a.resolution or _native_resolution(a.data))
     ckpt = a.out.with_suffix(".ckpt")
     model = train(cfg, data.images, ckpt, log=lambda s: print(s, flush=True))
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)["state"]
-    trained = {"data": data.name, "images": len(data.images), "threads": a.threads, "cpu": _cpu(), **saved,
+    trained = {"data": data.name, "images": len(data.images), "resolution": int(data.images[0].shape[0]),
+               "threads": a.threads, "cpu": _cpu(), **saved,
                "torch": str(torch.__version__)}
     save_weights(model, cfg, a.out, trained)
     print(json.dumps({"weights": str(a.out), **trained}), flush=True)
@@ -52,10 +63,16 @@ def cmd_train(a) -> None:
 
 def cmd_measure(a) -> None:
     torch.set_num_threads(a.threads)
-    data = load_bench_data(a.data, a.resolution, a.n)
+    info = find(a.name)
+    if info is None:
+        raise InvcompError(f"no model named {a.name!r} (invcomp models lists them)")
+    data = load_bench_data(a.data, info.resolution, a.n)  # the model's resolution: the peer is measured where invcomp is
     points = []
     for path in a.weights:
         model, cfg, trained = load_weights(path)
+        if trained.get("resolution", info.resolution) != info.resolution:
+            raise InvcompError(f"{path} was trained at {trained['resolution']}x{trained['resolution']}, "
+                               f"{a.name} works at {info.resolution}x{info.resolution}")
         sizes, decoded = measure(model, data.images)
         points.append((cfg, trained, sizes, decoded))
         print(f"{path}: {sum(sizes) / len(sizes):.1f} B", flush=True)
@@ -76,7 +93,7 @@ def main(argv=None) -> int:
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=1e-4)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--resolution", type=int, default=32)
+    t.add_argument("--resolution", type=int, default=None, help="default: the .npz images' own size")
     t.add_argument("--out", type=Path, required=True, help="weights file; its .ckpt sibling is the checkpoint")
     m = sub.add_parser("measure", help="measure trained points on test images")
     m.add_argument("data")
@@ -84,7 +101,6 @@ def main(argv=None) -> int:
     m.add_argument("--name", required=True, help="the domain model's name, e.g. airplanes32")
     m.add_argument("--n", type=int, default=None)
     m.add_argument("--threads", type=int, default=1)
-    m.add_argument("--resolution", type=int, default=32)
     m.add_argument("--results", type=Path, default=Path("results"))
     a = p.parse_args(argv)
     try:

@@ -84,6 +84,20 @@ def layered(image: np.ndarray, base: np.ndarray, step: int, layers: int, block: 
     return out, recon
 
 
+def best_kind(image: np.ndarray, found: list[bytes], recon: np.ndarray,
+              metric: str = "ssim") -> tuple[list[bytes], np.ndarray, tuple[float, float]]:
+    """One part of kind 0 and the float picture it decodes to -> the better by `metric` of it and its
+    kind-1 twin (the same bytes with the deblocking filter, which wins on some images only), with that
+    picture and its (PSNR, SSIM). Several parts are kept as they are."""
+    plain = (found, recon, _quality(image, to_pixels(recon)))
+    if len(found) != 1:
+        return plain
+    part, filtered = enh.deblocked(enh.parse_part(found[0]), recon)
+    other = ([part.to_bytes()], filtered, _quality(image, to_pixels(filtered)))
+    order = (lambda q: (q[1], q[0])) if metric == "ssim" else (lambda q: q)
+    return max(plain, other, key=lambda option: order(option[2]))  # a tie keeps kind 0
+
+
 def first_true(pred: Callable[[int], bool], lo: int, hi: int, guess: int) -> int:
     """The first index in [lo, hi] where the monotone predicate holds (hi + 1 if none): galloping out of
     `guess` and then bisecting, so a good guess costs about 3 probes instead of log2(hi - lo + 1)."""
@@ -124,13 +138,8 @@ def _search(image: np.ndarray, base: Base, target: Target, block: int, guess: in
 
     def file_of(step: int) -> Candidate:
         if step not in tried:
-            found, recon = parts_of(step)
-            plain = Candidate(base.bits, with_parts(base.data, found), *_quality(image, to_pixels(recon)))
-            tried[step] = plain
-            if target.layers == 1:  # the same part with the deblocking filter (kind 1): same bytes, kept if better
-                part, filtered = enh.deblocked(enh.parse_part(found[0]), recon)
-                other = Candidate(base.bits, with_parts(base.data, [part.to_bytes()]), *_quality(image, to_pixels(filtered)))
-                tried[step] = max(plain, other, key=_score(target))
+            found, _, quality = best_kind(image, *parts_of(step), target.metric)
+            tried[step] = Candidate(base.bits, with_parts(base.data, found), *quality)
         return tried[step]
 
     def fits(step: int) -> bool:  # the size alone: with only a budget, quality is measured at the chosen step only

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from invcomp.cli import app
 from invcomp.codec import Codec, compress, decompress
 from invcomp.enhance import parts, residual
-from invcomp.enhance.choose import Base, Target, choose_enhanced, layered
+from invcomp.enhance.choose import Base, Target, best_kind, choose_enhanced, layered
 from invcomp.errors import InvcompError
 from invcomp.formats import icz
 from invcomp.metrics import image_quality
@@ -227,6 +227,21 @@ def test_targets_with_parts_also_choose_among_bases_fitted_for_parts(tiny_model,
     without = codec.choose_files([target], FitOptions(cfg, max_bytes=150, metric="psnr", enhance=False))[0]
     assert seen == [PARTS_BITS, ()]  # the bases fitted for parts only where parts may follow
     assert with_parts.candidate.size <= 150 and with_parts.candidate.psnr >= without.candidate.psnr
+
+
+def test_best_kind_keeps_the_better_kind_by_the_metric_and_what_it_returns_decodes():
+    target, base = _pair()
+    found, recon = layered(target, base, 24, 1)
+    _, filtered = parts.deblocked(parts.parse_part(found[0]), recon)
+    qualities = [image_quality(target[None], residual.to_pixels(r)[None]) for r in (recon, filtered)]
+    qualities = [(float(p[0]), float(s[0])) for p, s in qualities]
+    for metric, order in (("ssim", lambda q: (q[1], q[0])), ("psnr", lambda q: q)):
+        chosen, picture, quality = best_kind(target, found, recon, metric)
+        assert quality == max(qualities, key=order)
+        assert parts.parse_part(chosen[0]).deblock == (quality != qualities[0])
+        assert np.array_equal(residual.to_pixels(picture), parts.apply_parts(base, chosen))
+    several, recon2 = layered(target, base, 24, 2)
+    assert best_kind(target, several, recon2)[0] == several  # several parts: kind 0 as they are
 
 
 def test_api_and_presets_with_parts(tiny_model):
