@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from pilots import ROOT, pilot_inputs, pilot_parser
+from pilots import pilot_inputs, pilot_parser, save_pilot
 
 
 def main() -> None:
@@ -67,10 +67,7 @@ def main() -> None:
                    "bytes now": round(float(np.mean([c.size for c in now])), 2)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    out = ROOT / "results" / "enhance"
-    out.mkdir(parents=True, exist_ok=True)
     report = {"model": args.model, "data": args.data, "images": len(images), "webp_q0_mean_bytes": round(webp0, 2), "rows": rows}
-    (out / f"deblock_{args.model}.json").write_text(json.dumps(report, indent=2) + "\n")
     cols = ["off (as before)", "strength 0.3", "strength 0.5", "strength 0.7", "better of off and 0.5", "chosen now"]
     lines = [f"{args.model}, first {len(images)} images of {args.data}; budgets are multiples of WebP-q0's mean "
              f"{webp0:.1f} B; PSNR / SSIM of the files chosen for the metric named.", "",
@@ -79,7 +76,7 @@ def main() -> None:
         cells = [f"{r[c][0]:.2f} / {r[c][1]:.4f}" for c in cols]
         lines.append(f"| {r['multiple']:g}x ({r['budget']} B) | {r['metric'].upper()} | " + " | ".join(cells)
                      + f" | {r['chosen now, kind 1']} |")
-    (out / f"deblock_{args.model}.md").write_text("\n".join(lines) + "\n")
+    save_pilot(f"deblock_{args.model}", report, lines)
 
 
 def _mean(pairs: list[tuple[float, float]]) -> list[float]:

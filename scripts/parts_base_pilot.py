@@ -15,7 +15,7 @@ import collections
 import json
 
 import numpy as np
-from pilots import ROOT, pilot_images, pilot_parser
+from pilots import pilot_images, pilot_parser, save_pilot
 
 
 def main() -> None:
@@ -66,18 +66,15 @@ def main() -> None:
                                          "won": dict(sorted(won.items()))}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    out = ROOT / "results" / "enhance"
-    out.mkdir(parents=True, exist_ok=True)
     report = {"model": args.model, "data": args.data, "images": len(images), "webp_q0_mean_bytes": round(webp0, 2),
               "rows": rows}
-    (out / f"parts_base_{args.model}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"{args.model}, first {len(images)} images of {args.data}; budgets are multiples of WebP-q0's mean "
              f"{webp0:.1f} B.", "", "| bases | budget | PSNR (chosen for PSNR) | SSIM (chosen for SSIM) |",
              "|---|---|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['set']} | {r['multiple']:g}x ({r['budget']} B) | {r['best_psnr']['psnr']:.3f} | "
                      f"{r['best_ssim']['ssim']:.4f} |")
-    (out / f"parts_base_{args.model}.md").write_text("\n".join(lines) + "\n")
+    save_pilot(f"parts_base_{args.model}", report, lines)
 
 
 if __name__ == "__main__":

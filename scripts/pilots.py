@@ -3,6 +3,7 @@ first test images, WebP-q0's mean bytes on them (budgets are multiples of it) an
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -46,3 +47,13 @@ def pilot_inputs(args: argparse.Namespace, parts_bits: tuple[int, ...] = ()):
     found = codec.compress_candidates(list(images), OPERATING_BITS, codec.config(), parts_bits=parts_bits)
     bases = [[Base(c.bits, c.data, codec.decompress(c.data)) for c in per] for per in found]
     return codec, images, webp0, bases
+
+
+def save_pilot(stem: str, report: dict, lines: list[str] | None = None) -> None:
+    """results/enhance/<stem>.json, and <stem>.md from the Markdown `lines` (also printed) if given."""
+    out = ROOT / "results" / "enhance"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    if lines is not None:
+        (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))

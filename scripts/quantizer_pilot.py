@@ -14,7 +14,7 @@ import json
 import time
 
 import numpy as np
-from pilots import ROOT, pilot_inputs, pilot_parser
+from pilots import pilot_inputs, pilot_parser, save_pilot
 
 
 def main() -> None:
@@ -42,11 +42,8 @@ def main() -> None:
             row["seconds"] = round(time.perf_counter() - t0, 1)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    out = ROOT / "results" / "enhance"
-    out.mkdir(parents=True, exist_ok=True)
     report = {"model": args.model, "data": args.data, "images": len(images), "webp_q0_mean_bytes": round(webp0, 2),
               "rows": rows}
-    (out / f"quantizer_{args.model}.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [f"{args.model}, first {len(images)} images of {args.data}; budgets are multiples of WebP-q0's mean "
              f"{webp0:.1f} B. Variant = level dead zone, zero dead zone.", "",
              "| variant | budget | PSNR (best PSNR) | bytes | SSIM (best SSIM) | bytes |", "|---|---|---:|---:|---:|---:|"]
@@ -54,7 +51,7 @@ def main() -> None:
         p, s = r["best_psnr"], r["best_ssim"]
         lines.append(f"| {r['variant']} | {r['multiple']:g}x ({r['budget']} B) | {p['psnr']:.3f} | {p['bytes']:.1f} | "
                      f"{s['ssim']:.4f} | {s['bytes']:.1f} |")
-    (out / f"quantizer_{args.model}.md").write_text("\n".join(lines) + "\n")
+    save_pilot(f"quantizer_{args.model}", report, lines)
 
 
 if __name__ == "__main__":

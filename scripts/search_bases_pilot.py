@@ -13,7 +13,7 @@ import json
 from collections import Counter
 
 import numpy as np
-from pilots import ROOT, pilot_inputs, pilot_parser
+from pilots import pilot_inputs, pilot_parser, save_pilot
 
 from invcomp.enhance import choose
 from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS
@@ -51,11 +51,8 @@ def main() -> None:
                          "loss_parts_bits_only": full - mean_with(best, chosen),
                          "best_subsets": {k: {"loss": v[0], "bases": v[1]} for k, v in subsets.items()}})
             print(json.dumps(rows[-1]), flush=True)
-    out = ROOT / "results" / "enhance"
-    out.mkdir(parents=True, exist_ok=True)
     report = {"model": args.model, "data": args.data, "images": len(images), "webp_q0_bytes": webp0,
               "searched": [names[i] for i in chosen], "rows": rows}
-    (out / f"search_bases_{args.model}.json").write_text(json.dumps(report, indent=2) + "\n")
     md = [f"{args.model}, first {len(images)} test images; loss = mean score with every base searched minus with "
           f"parts searched on {', '.join(names[i] for i in chosen)} only (SSIM, or PSNR in dB).", "",
           "| budget | metric | all bases | loss, 3-5 bits only | best 5 bases (loss) | wins per base |", "|---|---|---:|---:|---|---|"]
@@ -63,8 +60,7 @@ def main() -> None:
         five = r["best_subsets"][5]
         md.append(f"| {r['budget']}x ({r['bytes']} B) | {r['metric']} | {r['all_bases']:.4f} | {r['loss_parts_bits_only']:.5f} | "
                   f"{five['bases']} ({five['loss']:.5f}) | {', '.join(f'{k} {v}' for k, v in sorted(r['wins'].items()))} |")
-    (out / f"search_bases_{args.model}.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    save_pilot(f"search_bases_{args.model}", report, md)
 
 
 if __name__ == "__main__":

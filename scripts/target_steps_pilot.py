@@ -12,7 +12,7 @@ import json
 import time
 
 import numpy as np
-from pilots import ROOT, pilot_images, pilot_parser
+from pilots import pilot_images, pilot_parser, save_pilot
 
 
 def main() -> None:
@@ -34,10 +34,8 @@ def main() -> None:
                          "psnr": round(float(np.mean([c.candidate.psnr for c in chosen])), 3),
                          "ssim": round(float(np.mean([c.candidate.ssim for c in chosen])), 4)})
             print(json.dumps(rows[-1]), flush=True)
-    out = ROOT / "results" / "enhance"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"target_steps_{args.model}.json").write_text(json.dumps(
-        {"model": args.model, "data": args.data, "images": len(images), "webp_q0_bytes": webp0, "rows": rows}, indent=2) + "\n")
+    save_pilot(f"target_steps_{args.model}",
+               {"model": args.model, "data": args.data, "images": len(images), "webp_q0_bytes": webp0, "rows": rows})
 
 
 if __name__ == "__main__":
