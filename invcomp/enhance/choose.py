@@ -94,8 +94,8 @@ def best_kind(image: np.ndarray, found: list[bytes], recon: np.ndarray,
         return plain
     part, filtered = enh.deblocked(enh.parse_part(found[0]), recon)
     other = ([part.to_bytes()], filtered, _quality(image, to_pixels(filtered)))
-    order = (lambda q: (q[1], q[0])) if metric == "ssim" else (lambda q: q)
-    return max(plain, other, key=lambda option: order(option[2]))  # a tie keeps kind 0
+    order = _order(metric)
+    return max(plain, other, key=lambda option: order(*option[2]))  # a tie keeps kind 0
 
 
 def first_true(pred: Callable[[int], bool], lo: int, hi: int, guess: int) -> int:
@@ -179,8 +179,14 @@ def choose_enhanced(image: np.ndarray, bases: Sequence[Base], target: Target, en
     return choice
 
 
+def _order(metric: str) -> Callable[[float, float], tuple[float, float]]:
+    """(PSNR, SSIM) -> the key that ranks by `metric` first and the other metric second."""
+    return (lambda psnr, ssim: (ssim, psnr)) if metric == "ssim" else (lambda psnr, ssim: (psnr, ssim))
+
+
 def _score(target: Target) -> Callable[[Candidate], tuple[float, float]]:
-    return (lambda c: (c.ssim, c.psnr)) if target.metric == "ssim" else (lambda c: (c.psnr, c.ssim))
+    order = _order(target.metric)
+    return lambda c: order(c.psnr, c.ssim)
 
 
 def _pick(candidates: list[Candidate], target: Target) -> Choice:
