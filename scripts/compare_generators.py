@@ -29,6 +29,8 @@ def main() -> None:
     ap.add_argument("--bits", type=int, nargs="+", default=[12, 4])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--restarts", type=int, default=2)
+    ap.add_argument("--prior-weight", type=float, default=InversionConfig.prior_weight,
+                    help="the inversion's latent prior weight (a rate-distortion knob: higher, fewer bytes)")
     ap.add_argument("--out", type=Path, default=Path("results/compare_generators"))
     args = ap.parse_args()
     images, _ = load_npz_images(resolve_data_path(args.data))
@@ -39,19 +41,20 @@ def main() -> None:
         log = w.with_name(w.stem + ".log.jsonl")  # a copy of the run's training log, if kept beside it
         trained = json.loads(log.read_text().splitlines()[-1]) if log.exists() else {}
         for bits in args.bits:
-            cfg = InversionConfig(bits=bits, steps=args.steps, restarts=args.restarts)
+            cfg = InversionConfig(bits=bits, steps=args.steps, restarts=args.restarts, prior_weight=args.prior_weight)
             s = evaluate_invcomp(codec, images, cfg)
             rows.append({"generator": w.stem, "encoder": codec.model.encoder is not None,
                          "latent": codec.model.config.latent_dim, "epochs": trained.get("epoch"),
-                         "train_minutes": round(trained.get("seconds", 0) / 60, 1), **s.to_dict()})
+                         "train_minutes": round(trained["seconds"] / 60, 1) if trained else None, **s.to_dict()})
             print(json.dumps(rows[-1]), flush=True)
     lines = ["| generator | latent | epochs | train min | codec | mean bytes | PSNR (dB) | SSIM |",
              "|---|---:|---:|---:|---|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['generator']} | {r.get('latent', '')} | {r.get('epochs', '')} | {r.get('train_minutes', '')} | "
+        latent, epochs, minutes = (r.get(k) if r.get(k) is not None else "" for k in ("latent", "epochs", "train_minutes"))
+        lines.append(f"| {r['generator']} | {latent} | {epochs} | {minutes} | "
                      f"{r['codec']} | {r['mean_bytes']:.1f} | {r['psnr']:.2f} | {r['ssim']:.4f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"data": args.data, "holdout": args.holdout, "n": args.n, "rows": rows}
+    report = {"data": args.data, "holdout": args.holdout, "n": args.n, "prior_weight": args.prior_weight, "rows": rows}
     write_atomic(args.out.with_suffix(".json"), json.dumps(report, indent=2).encode())
     write_atomic(args.out.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))

@@ -1,6 +1,7 @@
 """Bytes and quality of every `--quality` preset per model (docs/RESULTS.md, "Quality presets").
 
     python scripts/presets.py --n 100          # the four pretrained models on their test files
+    python scripts/presets.py --n 100 --models airplanes32   # one model; the others' rows are kept
 
 Presets 1..5 are the base alone at 2..6 bits; 6..10 a 4-bit base with one enhancement part at a fixed
 step (invcomp/enhance/presets.py). The files are those `invcomp fit --quality Q` writes (the base
@@ -24,7 +25,7 @@ DATA = {"airplanes32": "cifar10_airplane_test.npz", "automobiles32": "cifar10_au
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=list(DATA))
+    ap.add_argument("--models", nargs="+", default=list(DATA), choices=list(DATA))
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -35,6 +36,7 @@ def main() -> None:
     from invcomp.codec import Codec
     from invcomp.enhance.choose import layered
     from invcomp.enhance.presets import presets, step_size
+    from invcomp.files import write_atomic
     from invcomp.formats.icz import with_parts
     from invcomp.metrics import image_quality
 
@@ -61,15 +63,21 @@ def main() -> None:
                          "bpp": round(8 * float(np.mean([len(f) for f in files])) / codec.resolution**2, 3),
                          "psnr": round(float(psnr.mean()), 2), "ssim": round(float(ssim.mean()), 4)})
             print(rows[-1], flush=True)
-    (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / "presets.json").write_text(json.dumps({"images_per_model": args.n, "rows": rows}, indent=2) + "\n")
+    out = ROOT / "results" / "presets.json"
+    if out.exists():  # keep the other models' rows of an earlier run over the same images
+        old = json.loads(out.read_text())
+        if old["images_per_model"] == args.n:
+            rows += [r for r in old["rows"] if r["model"] not in args.models]
+    rows.sort(key=lambda r: (list(DATA).index(r["model"]) if r["model"] in DATA else len(DATA), r["quality"]))
+    out.parent.mkdir(exist_ok=True)
+    write_atomic(out, (json.dumps({"images_per_model": args.n, "rows": rows}, indent=2) + "\n").encode())
     lines = [f"First {args.n} test images per model; bytes are whole .icz files.", "",
              "| model | --quality | base bits | part step | bytes | bpp | PSNR | SSIM |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         step = "-" if r["part_step"] is None else f"{r['part_step']:g}"
         lines.append(f"| {r['model']} | {r['quality']} | {r['bits']} | {step} | {r['mean_bytes']} | {r['bpp']} | {r['psnr']} | "
                      f"{r['ssim']} |")
-    (ROOT / "results" / "presets.md").write_text("\n".join(lines) + "\n")
+    write_atomic(ROOT / "results" / "presets.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 
 
