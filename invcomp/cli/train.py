@@ -16,7 +16,8 @@ def train(
     resolution: int = typer.Option(32, help="32 or 64"),
     latent: int = typer.Option(64, help="latent size"),
     width: int = typer.Option(64, help="base channel width"),
-    recipe: str = typer.Option("aegan", help="aegan (generator + encoder, reconstruction loss) or dcgan"),
+    recipe: str = typer.Option("aegan", help="aegan (generator + encoder, reconstruction + adversarial loss), "
+                               "ae (the same without the discriminator, a fraction of the work) or dcgan"),
     epochs: int = typer.Option(100),
     batch_size: int = typer.Option(64),
     lr: float = typer.Option(2e-4),

@@ -50,3 +50,18 @@ def test_train_from_init_keeps_the_best_epoch(tmp_path, tiny_weights, monkeypatc
     assert kept.sha256 == best["generator"]
     r = runner.invoke(app, [*args[:-2], "--init", "nosuchmodel"])
     assert r.exit_code != 0  # the work dir's checkpoint exists: refused before anything else
+
+
+def test_ae_recipe_trains_generator_and_encoder_and_leaves_the_discriminator_alone(tmp_path):
+    cfg = TrainConfig(net=TINY, recipe="ae", epochs=1, batch_size=4, holdout=8)
+    trainer = Trainer(cfg, _images(), tmp_path, tmp_path / "g.pt", torch.device("cpu"))
+    before = {name: {k: v.clone() for k, v in m.state_dict().items()} for name, m in
+              (("G", trainer.G), ("E", trainer.E), ("D", trainer.D))}
+    x = trainer._batch(torch.arange(4))
+    stats = trainer.step(x)
+    assert set(stats) == {"ssim", "l1"} and 0 <= stats["l1"] and -1 <= stats["ssim"] <= 1
+    changed = {name: any(not torch.equal(v, getattr(trainer, name).state_dict()[k]) for k, v in state.items())
+               for name, state in before.items()}
+    assert changed == {"G": True, "E": True, "D": False}
+    with pytest.raises(InvcompError, match="unknown recipe"):
+        TrainConfig(net=TINY, recipe="vae")
