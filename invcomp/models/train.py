@@ -245,7 +245,7 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Encoder reconstruction quality on held-out images (aegan only)."""
+        """Encoder reconstruction quality on held-out images (the recipes with an encoder: aegan, ae)."""
         if self.E is None:
             return {}
         self.G.eval(), self.E.eval()
