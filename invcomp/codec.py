@@ -106,7 +106,8 @@ class Codec:
     def config(self, **options) -> InversionConfig:
         """The model's default inversion settings with `options` (InversionConfig fields) replaced."""
         try:
-            return replace(InversionConfig(bits=self.model.default_bits), **options)
+            defaults = InversionConfig(bits=self.model.default_bits, prior_weight=self.model.default_prior_weight)
+            return replace(defaults, **options)
         except TypeError as e:
             raise InvcompError(f"unknown option: {e}") from None
 

@@ -9,13 +9,13 @@ with the default inversion settings;
 report mean bytes, PSNR and SSIM. Writes results/compare_generators.{json,md}.
 """
 import argparse
+import itertools
 import json
 from pathlib import Path
 
 from invcomp.bench.evaluate import evaluate_invcomp, evaluate_webp
 from invcomp.codec import Codec
 from invcomp.files import write_atomic
-from invcomp.inversion.invert import InversionConfig
 from invcomp.io.datasets import load_npz_images, resolve_data_path
 from invcomp.models.zoo import resolve_model
 
@@ -29,8 +29,9 @@ def main() -> None:
     ap.add_argument("--bits", type=int, nargs="+", default=[12, 4])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--restarts", type=int, default=2)
-    ap.add_argument("--prior-weight", type=float, default=InversionConfig.prior_weight,
-                    help="the inversion's latent prior weight (a rate-distortion knob: higher, fewer bytes)")
+    ap.add_argument("--prior-weight", type=float, nargs="+", default=[None],
+                    help="the inversion's latent prior weight(s) (a rate-distortion knob: higher, fewer bytes; "
+                         "default: each model's own)")
     ap.add_argument("--out", type=Path, default=Path("results/compare_generators"))
     args = ap.parse_args()
     images, _ = load_npz_images(resolve_data_path(args.data))
@@ -40,19 +41,22 @@ def main() -> None:
         codec = Codec(resolve_model(str(w)), "cpu")
         log = w.with_name(w.stem + ".log.jsonl")  # a copy of the run's training log, if kept beside it
         trained = json.loads(log.read_text().splitlines()[-1]) if log.exists() else {}
-        for bits in args.bits:
-            cfg = InversionConfig(bits=bits, steps=args.steps, restarts=args.restarts, prior_weight=args.prior_weight)
+        for bits, prior in itertools.product(args.bits, args.prior_weight):
+            weight = {} if prior is None else {"prior_weight": prior}
+            cfg = codec.config(bits=bits, steps=args.steps, restarts=args.restarts, **weight)
             s = evaluate_invcomp(codec, images, cfg)
             rows.append({"generator": w.stem, "encoder": codec.model.encoder is not None,
-                         "latent": codec.model.config.latent_dim, "epochs": trained.get("epoch"),
+                         "latent": codec.model.config.latent_dim, "prior_weight": cfg.prior_weight,
+                         "epochs": trained.get("epoch"),
                          "train_minutes": round(trained["seconds"] / 60, 1) if trained else None, **s.to_dict()})
             print(json.dumps(rows[-1]), flush=True)
-    lines = ["| generator | latent | epochs | train min | codec | mean bytes | PSNR (dB) | SSIM |",
-             "|---|---:|---:|---:|---|---:|---:|---:|"]
+    lines = ["| generator | latent | epochs | train min | prior weight | codec | mean bytes | PSNR (dB) | SSIM |",
+             "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
     for r in rows:
-        latent, epochs, minutes = (r.get(k) if r.get(k) is not None else "" for k in ("latent", "epochs", "train_minutes"))
-        lines.append(f"| {r['generator']} | {latent} | {epochs} | {minutes} | "
-                     f"{r['codec']} | {r['mean_bytes']:.1f} | {r['psnr']:.2f} | {r['ssim']:.4f} |")
+        latent, epochs, minutes, prior = (r.get(k) if r.get(k) is not None else ""
+                                          for k in ("latent", "epochs", "train_minutes", "prior_weight"))
+        lines.append(f"| {r['generator']} | {latent} | {epochs} | {minutes} | {prior} | "
+                     f"{r['codec']} | {r['mean_bytes']:.2f} | {r['psnr']:.2f} | {r['ssim']:.4f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {"data": args.data, "holdout": args.holdout, "n": args.n, "prior_weight": args.prior_weight, "rows": rows}
     write_atomic(args.out.with_suffix(".json"), json.dumps(report, indent=2).encode())

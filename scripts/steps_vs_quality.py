@@ -132,7 +132,7 @@ def main() -> None:
     images, _ = load_npz_images(resolve_data_path(args.data))
     images = images[-args.holdout:][: args.n] if args.from_start else images[-args.holdout:][-args.n:]
     codec = Codec(resolve_model(args.model), "cpu")
-    base = InversionConfig(bits=codec.model.default_bits)
+    base = codec.config()
     report = {"model": args.model, "data": args.data, "images": len(images), "holdout": args.holdout,
               "which": f"{'first' if args.from_start else 'last'} {len(images)} of the last {args.holdout}",
               "bits": base.bits, "batch_size": args.batch_size, "threads": torch.get_num_threads(),

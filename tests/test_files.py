@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from invcomp import files
 from invcomp.archive import codec_for
 from invcomp.cli import app
-from invcomp.codec import Codec, decompress, model_of_file
+from invcomp.codec import Codec, compress, decompress, model_of_file
 from invcomp.errors import InvcompError
 from invcomp.formats import icza
 from invcomp.formats.icz import Header, encode_file
@@ -186,7 +186,8 @@ def two_versions(monkeypatch, tmp_path):
         (tmp_path / f"t{suffix}.pt").write_bytes(gb)
         (tmp_path / f"t{suffix}.encoder.pt").write_bytes(eb)
         infos.append(ModelInfo("t", f"t{suffix}.pt", 32, 8, hashlib.sha256(gb).hexdigest(), f"t{suffix}.encoder.pt",
-                               hashlib.sha256(eb).hexdigest(), version=version))
+                               hashlib.sha256(eb).hexdigest(), version=version,
+                               default_prior_weight=0.02 if version == 1 else 0.2))
     models = tuple(infos)
     monkeypatch.setattr(registry, "MODELS", models)
     monkeypatch.setattr(registry, "REGISTRY", registry._newest(models))
@@ -220,6 +221,16 @@ def test_a_retrained_model_is_a_new_version_and_the_old_files_still_decode(two_v
     assert (info["model"], info["model_version"]) == ("t", 1)
     _run(["decode", path, "-o", tmp_path / "old.png", "--device", "cpu"])
     assert np.array_equal(np.asarray(Image.open(tmp_path / "old.png")), old.decode_codes(codes[None], 4)[0])
+
+
+def test_a_models_default_prior_weight_is_what_fitting_uses(two_versions):
+    assert Codec("t@1", "cpu").config().prior_weight == 0.02
+    assert Codec("t", "cpu").config().prior_weight == Codec("t", "cpu").config(bits=5).prior_weight == 0.2
+    assert Codec("t", "cpu").config(prior_weight=0.0).prior_weight == 0.0  # an explicit option wins
+    image = np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    fit = {"model": "t", "device": "cpu", "steps": 30, "bits": 4}
+    assert compress(image, **fit) == compress(image, **fit, prior_weight=0.2) != compress(image, **fit, prior_weight=0.0)
+    assert json.loads(_run(["models", "--json"]).stdout)[1]["prior_weight"] == 0.2
 
 
 def _one_error_line(r, *needles):

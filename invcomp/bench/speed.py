@@ -168,7 +168,8 @@ def run_speed_bench(
     bf16_ceilings = [matmul_gflops(device, ceiling_size, dtype=torch.bfloat16)]
     entries = []
     for model in loaded:
-        cfg = InversionConfig(bits=model.default_bits, steps=steps, restarts=1, use_encoder=True)
+        cfg = InversionConfig(bits=model.default_bits, steps=steps, restarts=1, use_encoder=True,
+                              prior_weight=model.default_prior_weight)
         flops = step_flops(model, cfg, device)
         rows = []
         for batch in batch_sizes:
