@@ -87,7 +87,7 @@ ENHANCE_KEY = "enhance"  # the settings' entry for enhancement parts (a Target's
 
 def header_for(codec: Codec, cfg: InversionConfig, enhance: Target | None = None) -> icza.ArchiveHeader:
     c = codec.model.config
-    settings = dataclasses.asdict(cfg)
+    settings = cfg.settings()
     if enhance is not None:
         settings[ENHANCE_KEY] = {k: v for k, v in dataclasses.asdict(enhance).items() if v is not None}
     return icza.ArchiveHeader(codec.model.sha256, codec.model.name, c.resolution, c.latent_dim, float(c.latent_range),

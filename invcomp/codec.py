@@ -106,7 +106,10 @@ class Codec:
     def config(self, **options) -> InversionConfig:
         """The model's default inversion settings with `options` (InversionConfig fields) replaced."""
         try:
-            defaults = InversionConfig(bits=self.model.default_bits, prior_weight=self.model.default_prior_weight)
+            m = self.model
+            defaults = InversionConfig(bits=m.default_bits, prior_weight=m.default_prior_weight, prior_weights=m.prior_weights)
+            if "prior_weight" in options and "prior_weights" not in options:
+                options = {**options, "prior_weights": ()}  # a weight given applies at every depth
             return replace(defaults, **options)
         except TypeError as e:
             raise InvcompError(f"unknown option: {e}") from None

@@ -29,9 +29,12 @@ def main() -> None:
     ap.add_argument("--bits", type=int, nargs="+", default=[12, 4])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--restarts", type=int, default=2)
-    ap.add_argument("--prior-weight", type=float, nargs="+", default=[None],
-                    help="the inversion's latent prior weight(s) (a rate-distortion knob: higher, fewer bytes; "
-                         "default: each model's own)")
+    ap.add_argument("--prior-weight", type=lambda v: None if v == "model" else float(v), nargs="+", default=[None],
+                    help="the inversion's latent prior weight(s) (a rate-distortion knob: higher, fewer bytes), at "
+                         "every depth; 'model' (the default): each model's own, with its schedule per depth")
+    ap.add_argument("--prior-at", nargs="+", default=None, metavar="BITS=WEIGHT",
+                    help="a schedule: the prior weight of the quantization-aware tail at these depths "
+                         "(InversionConfig.prior_weights; default: each model's own)")
     ap.add_argument("--out", type=Path, default=Path("results/compare_generators"))
     args = ap.parse_args()
     images, _ = load_npz_images(resolve_data_path(args.data))
@@ -43,22 +46,27 @@ def main() -> None:
         trained = json.loads(log.read_text().splitlines()[-1]) if log.exists() else {}
         for bits, prior in itertools.product(args.bits, args.prior_weight):
             weight = {} if prior is None else {"prior_weight": prior}
+            if args.prior_at is not None:
+                weight["prior_weights"] = tuple((int(b), float(w)) for b, w in (p.split("=") for p in args.prior_at))
             cfg = codec.config(bits=bits, steps=args.steps, restarts=args.restarts, **weight)
             s = evaluate_invcomp(codec, images, cfg)
             rows.append({"generator": w.stem, "encoder": codec.model.encoder is not None,
                          "latent": codec.model.config.latent_dim, "prior_weight": cfg.prior_weight,
+                         "tail_prior_weight": cfg.prior_at(bits),
                          "epochs": trained.get("epoch"),
                          "train_minutes": round(trained["seconds"] / 60, 1) if trained else None, **s.to_dict()})
             print(json.dumps(rows[-1]), flush=True)
-    lines = ["| generator | latent | epochs | train min | prior weight | codec | mean bytes | PSNR (dB) | SSIM |",
+    lines = ["| generator | latent | epochs | train min | prior weight (/ tail) | codec | mean bytes | PSNR (dB) | SSIM |",
              "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
     for r in rows:
-        latent, epochs, minutes, prior = (r.get(k) if r.get(k) is not None else ""
-                                          for k in ("latent", "epochs", "train_minutes", "prior_weight"))
+        latent, epochs, minutes, prior, tail = (r.get(k) if r.get(k) is not None else "" for k in
+                                                ("latent", "epochs", "train_minutes", "prior_weight", "tail_prior_weight"))
+        prior = f"{prior} / {tail}" if tail != prior else prior
         lines.append(f"| {r['generator']} | {latent} | {epochs} | {minutes} | {prior} | "
                      f"{r['codec']} | {r['mean_bytes']:.2f} | {r['psnr']:.2f} | {r['ssim']:.4f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"data": args.data, "holdout": args.holdout, "n": args.n, "prior_weight": args.prior_weight, "rows": rows}
+    report = {"data": args.data, "holdout": args.holdout, "n": args.n, "prior_weight": args.prior_weight,
+              "prior_at": args.prior_at, "rows": rows}
     write_atomic(args.out.with_suffix(".json"), json.dumps(report, indent=2).encode())
     write_atomic(args.out.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))

@@ -187,7 +187,8 @@ def two_versions(monkeypatch, tmp_path):
         (tmp_path / f"t{suffix}.encoder.pt").write_bytes(eb)
         infos.append(ModelInfo("t", f"t{suffix}.pt", 32, 8, hashlib.sha256(gb).hexdigest(), f"t{suffix}.encoder.pt",
                                hashlib.sha256(eb).hexdigest(), version=version,
-                               default_prior_weight=0.02 if version == 1 else 0.2))
+                               default_prior_weight=0.02 if version == 1 else 0.2,
+                               prior_weights=() if version == 1 else ((5, 0.0),)))
     models = tuple(infos)
     monkeypatch.setattr(registry, "MODELS", models)
     monkeypatch.setattr(registry, "REGISTRY", registry._newest(models))
@@ -226,11 +227,14 @@ def test_a_retrained_model_is_a_new_version_and_the_old_files_still_decode(two_v
 def test_a_models_default_prior_weight_is_what_fitting_uses(two_versions):
     assert Codec("t@1", "cpu").config().prior_weight == 0.02
     assert Codec("t", "cpu").config().prior_weight == Codec("t", "cpu").config(bits=5).prior_weight == 0.2
-    assert Codec("t", "cpu").config(prior_weight=0.0).prior_weight == 0.0  # an explicit option wins
+    assert Codec("t", "cpu").config(bits=5).prior_at(5) == 0.0 and Codec("t", "cpu").config().prior_at(3) == 0.2
+    explicit = Codec("t", "cpu").config(prior_weight=0.0)  # an explicit weight wins, at every depth
+    assert explicit.prior_weight == 0.0 and explicit.prior_weights == ()
     image = np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     fit = {"model": "t", "device": "cpu", "steps": 30, "bits": 4}
     assert compress(image, **fit) == compress(image, **fit, prior_weight=0.2) != compress(image, **fit, prior_weight=0.0)
-    assert json.loads(_run(["models", "--json"]).stdout)[1]["prior_weight"] == 0.2
+    row = json.loads(_run(["models", "--json"]).stdout)[1]
+    assert row["prior_weight"] == 0.2 and row["prior_weights"] == {"5": 0.0}
 
 
 def _one_error_line(r, *needles):

@@ -135,7 +135,7 @@ def invcomp_series(codec: Codec, data: BenchData, cfg: InversionConfig, cache: P
                    progress: Stages = silent) -> Series:
     """invcomp's files at every operating point for these images (and the bases fitted for parts), from
     the cache when it holds them."""
-    key = {"images": images_digest(data.images), "model_sha256": codec.model.sha256, "inversion": asdict(cfg),
+    key = {"images": images_digest(data.images), "model_sha256": codec.model.sha256, "inversion": cfg.settings(),
            "bits": list(OPERATING_BITS), "parts_bits": list(PARTS_BITS), "parts_mse_weight": PARTS_MSE_WEIGHT}
     if codec.dtype != torch.float32:  # fp32 caches keep their key
         key["precision"] = str(codec.dtype).removeprefix("torch.")
@@ -197,7 +197,7 @@ def run_rd_bench(codec: Codec, data: BenchData, out: Path, config: InversionConf
         plot_grid(images[:k], columns, Path(outputs["grid"]))
     ms = msssim_settings(codec.resolution)
     report = {"data": data.name, "images": len(images), "resolution": codec.resolution, "model": name,
-              "model_sha256": codec.model.sha256, "inversion": asdict(cfg), "operating_bits": list(OPERATING_BITS),
+              "model_sha256": codec.model.sha256, "inversion": cfg.settings(), "operating_bits": list(OPERATING_BITS),
               "default_bits": codec.model.default_bits, "device": str(codec.device), "threads": torch.get_num_threads(),
               "msssim": ms and {"win_size": ms[0], "weights": ms[1]},
               "peers": [{"codec": s.codec, "trained": s.extra.get("trained")} for s in peers],

@@ -169,7 +169,7 @@ def run_speed_bench(
     entries = []
     for model in loaded:
         cfg = InversionConfig(bits=model.default_bits, steps=steps, restarts=1, use_encoder=True,
-                              prior_weight=model.default_prior_weight)
+                              prior_weight=model.default_prior_weight, prior_weights=model.prior_weights)
         flops = step_flops(model, cfg, device)
         rows = []
         for batch in batch_sizes:

@@ -221,7 +221,8 @@ def models(as_json: bool = typer.Option(False, "--json")) -> None:
 
     rows = [{"name": m.name, "version": m.version, "key": m.key, "newest": REGISTRY.get(m.name) is m,
              "fingerprint": m.fingerprint.hex(), "resolution": m.resolution, "latent": m.latent_dim,
-             "default_bits": m.default_bits, "prior_weight": m.default_prior_weight, "file": m.file,
+             "default_bits": m.default_bits, "prior_weight": m.default_prior_weight,
+             "prior_weights": {str(b): w for b, w in m.prior_weights}, "file": m.file,
              "sha256": m.sha256, "encoder": m.encoder_file,
              "domain": m.domain} for m in sorted(all_versions(), key=lambda m: (m.name, m.version))]
     if as_json:

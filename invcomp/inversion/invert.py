@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
@@ -36,6 +36,11 @@ class InversionConfig:
     lr: float = 0.05
     mse_weight: float = 1.0
     prior_weight: float = 0.02
+    # the prior weight of the quantization-aware tail at given bit depths where it differs from
+    # prior_weight, ((bits, weight), ...): a model's schedule (Codec.config). The weight trades bytes
+    # for quality within a depth, and a higher depth wants a lower one (docs/RESULTS.md, "The latent
+    # prior weight per bit depth"); the run before the tail, shared by all depths, uses prior_weight.
+    prior_weights: tuple[tuple[int, float], ...] = ()
     noise: float = 0.05  # initial latent noise, annealed to 0 at 75 % of the steps
     qat_fraction: float = 0.3
     use_encoder: bool = True
@@ -52,6 +57,25 @@ class InversionConfig:
             raise InvcompError("qat_fraction must be in [0, 1]")
         if self.lr <= 0:
             raise InvcompError("lr must be positive")
+        try:  # archive headers give lists back
+            schedule = tuple(sorted((int(b), float(w)) for b, w in self.prior_weights))
+        except (TypeError, ValueError):
+            raise InvcompError("prior_weights must be (bits, weight) pairs") from None
+        object.__setattr__(self, "prior_weights", schedule)
+        if self.prior_weight < 0 or any(w < 0 for _, w in schedule):
+            raise InvcompError("prior weights must be >= 0")
+
+    def prior_at(self, bits: int) -> float:
+        """The latent prior weight of the quantization-aware tail at this bit depth."""
+        return dict(self.prior_weights).get(bits, self.prior_weight)
+
+    def settings(self) -> dict:
+        """The fields as a dict for records (archive headers, bench caches); an empty schedule is left
+        out, so that records written before it existed keep their meaning."""
+        out = asdict(self)
+        if not self.prior_weights:
+            del out["prior_weights"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -78,14 +102,14 @@ def image_loss(generated: torch.Tensor, target: torch.Tensor, z: torch.Tensor, c
     return (1 - ssim01(g, target)) + cfg.mse_weight * mse + cfg.prior_weight * z.pow(2).mean(1)
 
 
-def _fast_loss(ssim_target: SSIMTarget, cfg: InversionConfig, mse_weight: float | torch.Tensor) -> LossFn:
+def _fast_loss(ssim_target: SSIMTarget, mse_weight: float | torch.Tensor, prior_weight: float | torch.Tensor) -> LossFn:
     """`image_loss` with the targets' SSIM statistics computed once (same value to ~1e-7);
-    `mse_weight` a number or one weight per row (branches with their own pixel-error weight)."""
+    the weights numbers or one per row (branches with their own weights)."""
 
     def loss(generated: torch.Tensor, target: torch.Tensor, z: torch.Tensor, cfg_: InversionConfig) -> torch.Tensor:
         g = (generated + 1) / 2
         mse = ((g - target) ** 2).flatten(1).mean(1)
-        return (1 - ssim_target(g)) + mse_weight * mse + cfg.prior_weight * z.pow(2).mean(1)
+        return (1 - ssim_target(g)) + mse_weight * mse + prior_weight * z.pow(2).mean(1)
 
     return loss
 
@@ -244,9 +268,10 @@ def invert_branches(
     dtype: torch.dtype = torch.float32,
 ) -> list[InversionResult]:
     """Like `invert_rates`, with tails (bits, mse_weight) of their own pixel-error weight: one result per
-    branch, in order. The shared run uses cfg's loss; a tail whose weight differs from cfg.mse_weight
-    ends the search under that weight (the bases fitted for enhancement parts, at the cost of a
-    tail instead of a whole run)."""
+    branch, in order. The shared run uses cfg's loss (with cfg.prior_weight); a tail whose weight
+    differs from cfg.mse_weight ends the search under that weight (the bases fitted for enhancement
+    parts, at the cost of a tail instead of a whole run), and each tail under its depth's prior weight
+    (`InversionConfig.prior_at`; a custom loss_fn keeps cfg.prior_weight throughout)."""
     branches = [(int(b), float(w)) for b, w in branches]
     if not branches:
         raise InvcompError("no bit depth given")
@@ -257,6 +282,9 @@ def invert_branches(
         if loss_fn is not None and w != cfg.mse_weight:
             raise InvcompError("branches with their own mse_weight need the default loss")
     bits = [b for b, _ in branches]
+    # the shared run does not depend on the depth, so each depth's file equals a fit at that depth alone
+    shared_cfg = replace(cfg, prior_weights=())
+    priors = [cfg.prior_weight if loss_fn is not None else cfg.prior_at(b) for b in bits]
     device = next(generator.parameters()).device
     ncfg = generator.cfg
     if targets.ndim != 4 or targets.shape[1:] != (3, ncfg.resolution, ncfg.resolution):
@@ -285,9 +313,15 @@ def invert_branches(
         blurs the targets' SSIM maps once here, not every step."""
         if loss_fn is not None:
             return loss_fn
-        weights = [w for _, w in branches] if tail else [cfg.mse_weight]
-        weight = weights[0] if len(set(weights)) == 1 else torch.tensor([w for w in weights for _ in range(k * n)])
-        return _fast_loss(SSIMTarget(target), cfg, weight.to(device) if torch.is_tensor(weight) else weight)
+        mse = [w for _, w in branches] if tail else [cfg.mse_weight]
+        prior = priors if tail else [shared_cfg.prior_weight]
+        return _fast_loss(SSIMTarget(target), per_row(mse), per_row(prior))
+
+    def per_row(weights: list[float]) -> float | torch.Tensor:
+        """One weight, or one per row of the side-by-side batch (k x n rows per branch)."""
+        if len(set(weights)) == 1:
+            return weights[0]
+        return torch.tensor([w for w in weights for _ in range(k * n)], device=device)
 
     def run(first: int, last: int, z: torch.Tensor, opt: LatentAdam, copies: int, target: torch.Tensor):
         loss_of = step_loss(first >= qat_start, target) if first < last else None
@@ -299,7 +333,7 @@ def invert_branches(
                 z_in = z + strength * (noise[step] if copies == 1 else noise[step].repeat(copies, 1))
             if step >= qat_start:
                 z_in = torch.cat([fake_quantize(part, b, r) for part, b in zip(z_in.chunk(copies), bits)])
-            loss = loss_of(fast_g(z_in), target, z_in, cfg)
+            loss = loss_of(fast_g(z_in), target, z_in, shared_cfg)
             z.grad = None
             loss.sum().backward()
             opt.step(learning_rate(t, cfg.lr))
@@ -317,11 +351,11 @@ def invert_branches(
     chosen = []
     final_loss = loss_fn or image_loss
     with torch.inference_mode():  # the final choice uses the generator itself, as decoding does
-        for (b, w), zb, tb in zip(branches, z.detach().chunk(nb), target_k.chunk(nb)):
+        for (b, w), p, zb, tb in zip(branches, priors, z.detach().chunk(nb), target_k.chunk(nb)):
             codes = quantize(zb, b, r)
             zq = dequantize(codes, b, r).to(device)
             generated = generator(zq)
-            loss = final_loss(generated, tb, zq, replace(cfg, mse_weight=w)).view(k, n)
+            loss = final_loss(generated, tb, zq, replace(shared_cfg, mse_weight=w, prior_weight=p)).view(k, n)
             best = loss.argmin(0)
             idx = torch.arange(n, device=device)
             chosen.append((codes.view(k, n, d)[best, idx], loss[best, idx]))

@@ -23,9 +23,11 @@ class ModelInfo:
     encoder_file: str | None = None
     encoder_sha256: str | None = None
     default_bits: int = 4
-    # the inversion's default latent prior weight (higher: smaller files, a little lower quality),
+    # the inversion's default latent prior weight (higher: smaller files, a little lower quality) and
+    # its schedule per bit depth for the quantization-aware tail (InversionConfig.prior_weights),
     # chosen per version on held-out training images (its model card says how)
     default_prior_weight: float = 0.02
+    prior_weights: tuple[tuple[int, float], ...] = ()
     domain: str = ""
     test_data: str = ""  # the held-out test file of its domain (in the data folder)
     version: int = 1  # 1, 2, ... per name: a retrained generator is the next version
@@ -49,7 +51,7 @@ MODELS: tuple[ModelInfo, ...] = tuple(
                   test_data="cifar10_airplane_test.npz"),
         ModelInfo("airplanes32", "airplanes32.v2.pt", 32, 96, "be38cbc8e02eb87ba055df0e65d080c22b42a91726fac80d7e9c4debbbc0e8e0",
                   "airplanes32.v2.encoder.pt", "6a2dc97f22444cf58522e244d48fa0d347b73277af4a5dec35595ea12d43842e",
-                  default_bits=3, default_prior_weight=0.035,
+                  default_bits=3, default_prior_weight=0.035, prior_weights=((4, 0.01), (5, 0.0), (6, 0.0)),
                   domain="CIFAR-10 airplanes (pretrained/airplanes32.md, version 2)",
                   test_data="cifar10_airplane_test.npz", version=2),
         ModelInfo("automobiles32", "automobiles32.pt", 32, 96, "09b0978e4a431ae5b7335daec612636dca6505da8f577471ae331856b0b17681",
@@ -58,7 +60,7 @@ MODELS: tuple[ModelInfo, ...] = tuple(
                   test_data="cifar10_automobile_test.npz"),
         ModelInfo("automobiles32", "automobiles32.v2.pt", 32, 96, "a509b415cbf7f157347791bc73bb20c50f313b455d72d1c7325f85dcf8144cf9",
                   "automobiles32.v2.encoder.pt", "f128eeee5808d6570397639edec5af10ed3ac033daa5018fffda01cf8ab7c153",
-                  default_bits=3, default_prior_weight=0.035,
+                  default_bits=3, default_prior_weight=0.035, prior_weights=((4, 0.01), (5, 0.0), (6, 0.0)),
                   domain="CIFAR-10 automobiles (pretrained/automobiles32.md, version 2)",
                   test_data="cifar10_automobile_test.npz", version=2),
         ModelInfo("flowers32", "flowers32.pt", 32, 128, "16c41f1444a1035b7501444cac14b2fce7ff8c0a2421f2c2a584cc8b591808d6",

@@ -27,7 +27,8 @@ class Model:
     encoder: Encoder | None
     sha256: str
     default_bits: int = 4
-    default_prior_weight: float = 0.02  # the inversion's, see registry.ModelInfo
+    default_prior_weight: float = 0.02  # the inversion's, and its schedule per depth: see registry.ModelInfo
+    prior_weights: tuple[tuple[int, float], ...] = ()
 
     @property
     def config(self) -> NetConfig:
@@ -39,13 +40,13 @@ class Model:
 
     @classmethod
     def from_bytes(cls, name: str, generator: bytes, encoder: bytes | None = None, default_bits: int = 4,
-                   default_prior_weight: float = 0.02) -> Model:
+                   default_prior_weight: float = 0.02, prior_weights: tuple[tuple[int, float], ...] = ()) -> Model:
         """A model from weight-file contents (for custom and test models; no registry check)."""
         g = load_net(generator, "generator", name)
         e = load_net(encoder, "encoder", name + " encoder") if encoder is not None else None
         if e is not None and e.cfg != g.cfg:
             raise InvcompError(f"{name}: encoder and generator configurations differ")
-        return cls(name, g, e, hashlib.sha256(generator).hexdigest(), default_bits, default_prior_weight)
+        return cls(name, g, e, hashlib.sha256(generator).hexdigest(), default_bits, default_prior_weight, prior_weights)
 
     @classmethod
     def from_files(cls, generator: Path, encoder: Path | None = None, default_bits: int = 4) -> Model:
@@ -87,7 +88,7 @@ def load_model(name: str) -> Model:
         raise InvcompError(f"unknown model {name!r}; known: {', '.join([*registry.REGISTRY, *older]) or 'none'}")
     g = _checked(info.file, info.sha256)
     e = _checked(info.encoder_file, info.encoder_sha256) if info.encoder_file else None
-    model = Model.from_bytes(info.name, g, e, info.default_bits, info.default_prior_weight)
+    model = Model.from_bytes(info.name, g, e, info.default_bits, info.default_prior_weight, info.prior_weights)
     if model.config.resolution != info.resolution or model.config.latent_dim != info.latent_dim:
         raise InvcompError(f"{name}: weights do not match the registry's resolution / latent size")
     return model

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 from conftest import TINY, tiny_nets
@@ -80,6 +82,43 @@ def test_branches_apply_their_own_pixel_weight():
     assert not torch.equal(found[0].codes, found[1].codes)  # the weight changed the search
     with pytest.raises(InvcompError, match="default loss"):
         invert_branches(g, x, cfg, [(4, 5.0)], loss_fn=image_loss)
+
+def test_a_prior_schedule_weights_each_depths_tail_and_keeps_depths_independent():
+    """With qat_fraction 1 the whole run is the tail: each depth is a run under its own prior weight,
+    the same whether the depths run together or alone; depths outside the schedule keep prior_weight."""
+    from invcomp.inversion.invert import invert_rates
+    from invcomp.models.nets import Generator
+
+    torch.manual_seed(0)
+    g = Generator(TINY).eval().requires_grad_(False)
+    x = _targets()
+    base = dict(steps=20, restarts=2, seed=1, qat_fraction=1.0, lr=0.1, prior_weight=0.0)
+    cfg = InversionConfig(bits=4, prior_weights=((6, 2.0),), **base)
+    together = invert_rates(g, x, cfg, (4, 6))
+    for b, weight in ((4, 0.0), (6, 2.0)):
+        assert cfg.prior_at(b) == weight
+        alone = invert(g, x, InversionConfig(bits=b, **{**base, "prior_weight": weight}))
+        assert torch.equal(together[b].codes, alone.codes)
+        assert torch.allclose(together[b].loss, alone.loss, atol=1e-5)
+    plain = invert(g, x, InversionConfig(bits=6, **base))
+    assert dequantize(together[6].codes, 6, 3.0).pow(2).mean() < dequantize(plain.codes, 6, 3.0).pow(2).mean()
+    # a shorter tail: the run before it is shared and uses prior_weight, so depths stay independent
+    cfg = InversionConfig(bits=4, prior_weights=((6, 2.0),), **{**base, "qat_fraction": 0.3})
+    together = invert_rates(g, x, cfg, (4, 6))
+    assert torch.equal(together[6].codes, invert(g, x, replace(cfg, bits=6)).codes)
+
+
+def test_a_prior_schedule_is_checked_and_normalised():
+    cfg = InversionConfig(prior_weights=[[5, 0], [3, 0.04]])  # as an archive header gives it back
+    assert cfg.prior_weights == ((3, 0.04), (5, 0.0)) and cfg.prior_at(5) == 0.0 and cfg.prior_at(4) == 0.02
+    assert "prior_weights" not in InversionConfig().settings()
+    assert InversionConfig(**cfg.settings()) == cfg
+    for bad in ([[3]], [["x", 1]], [[3, -1]]):
+        with pytest.raises(InvcompError, match="prior"):
+            InversionConfig(prior_weights=bad)
+    with pytest.raises(InvcompError, match="prior"):
+        InversionConfig(prior_weight=-0.1)
+
 
 @pytest.mark.slow
 def test_latent_adam_matches_torch_adam_to_the_bit():
