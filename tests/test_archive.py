@@ -183,6 +183,19 @@ def test_pack_unpack_equals_single_file_decoding(tmp_path, tiny_weights, npz):
     assert listing["bits"] == 4 and listing["settings"]["steps"] == STEPS
 
 
+def test_archive_settings_carry_a_prior_schedule_and_leave_an_empty_one_out(tiny_weights):
+    from invcomp.archive import config_of, header_for
+
+    codec = Codec(str(tiny_weights), "cpu")
+    plain = InversionConfig(bits=4, steps=STEPS)
+    header = header_for(codec, plain)  # its settings are the JSON the file stores
+    assert "prior_weights" not in header.settings() and config_of(header) == plain  # as releases before 0.4.1 wrote
+    scheduled = InversionConfig(bits=4, steps=STEPS, prior_weight=0.035, prior_weights=((5, 0.0), (4, 0.01)))
+    header = header_for(codec, scheduled)
+    assert header.settings()["prior_weights"] == [[4, 0.01], [5, 0.0]]
+    assert config_of(header) == scheduled  # what `add` fits new images with
+
+
 def test_unpack_one_image_by_name(tmp_path, tiny_weights, npz):
     out = tmp_path / "a.icza"
     _pack(out, [npz], tiny_weights)
