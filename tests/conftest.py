@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from invcomp import codec as codec_module
 from invcomp.models import registry, zoo
 from invcomp.models.nets import Encoder, Generator, NetConfig, init_weights
 from invcomp.models.registry import ModelInfo
@@ -62,6 +63,7 @@ def fake_registry(monkeypatch, tmp_path):
     info = ModelInfo("t", "t.pt", 32, 8, hashlib.sha256(gb).hexdigest(), "t.encoder.pt", hashlib.sha256(eb).hexdigest())
     monkeypatch.setattr(registry, "REGISTRY", {"t": info})
     monkeypatch.setattr(zoo, "_read_package_file", lambda name: (tmp_path / name).read_bytes())
+    monkeypatch.setattr(codec_module, "_codecs", {})  # codecs cached by name ("t") stay with this registry
     load_model.cache_clear()
     yield tmp_path
     load_model.cache_clear()

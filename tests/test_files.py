@@ -12,6 +12,7 @@ from conftest import TINY, tiny_nets
 from PIL import Image
 from typer.testing import CliRunner
 
+from invcomp import codec as codec_module
 from invcomp import files
 from invcomp.archive import codec_for
 from invcomp.cli import app
@@ -194,6 +195,7 @@ def two_versions(monkeypatch, tmp_path):
     monkeypatch.setattr(registry, "REGISTRY", registry._newest(models))
     monkeypatch.setattr(registry, "OLDER", (infos[0],))
     monkeypatch.setattr(zoo, "_read_package_file", lambda name: (tmp_path / name).read_bytes())
+    monkeypatch.setattr(codec_module, "_codecs", {})  # compress(model="t") must not leave a codec of this "t" behind
     load_model.cache_clear()
     yield infos
     load_model.cache_clear()
