@@ -20,6 +20,11 @@ from invcomp.io.datasets import load_npz_images, resolve_data_path
 from invcomp.models.zoo import resolve_model
 
 
+def label(weights: Path) -> str:
+    """A registered name as it is; a weights file by its folder and stem (runs/x/A.best.pt -> x/A.best)."""
+    return f"{weights.parent.name}/{weights.stem}" if str(weights).endswith(".pt") else str(weights)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("weights", nargs="+", type=Path)
@@ -50,7 +55,7 @@ def main() -> None:
                 weight["prior_weights"] = tuple((int(b), float(w)) for b, w in (p.split("=") for p in args.prior_at))
             cfg = codec.config(bits=bits, steps=args.steps, restarts=args.restarts, **weight)
             s = evaluate_invcomp(codec, images, cfg)
-            rows.append({"generator": w.stem, "encoder": codec.model.encoder is not None,
+            rows.append({"generator": label(w), "encoder": codec.model.encoder is not None,
                          "latent": codec.model.config.latent_dim, "prior_weight": cfg.prior_weight,
                          "tail_prior_weight": cfg.prior_at(bits),
                          "epochs": trained.get("epoch"),
