@@ -49,11 +49,15 @@ def main() -> None:
         codec = Codec(resolve_model(str(w)), "cpu")
         log = w.with_name(w.stem + ".log.jsonl")  # a copy of the run's training log, if kept beside it
         trained = json.loads(log.read_text().splitlines()[-1]) if log.exists() else {}
+        measured = set()
         for bits, prior in itertools.product(args.bits, args.prior_weight):
             weight = {} if prior is None else {"prior_weight": prior}
             if args.prior_at is not None:
                 weight["prior_weights"] = tuple((int(b), float(w)) for b, w in (p.split("=") for p in args.prior_at))
             cfg = codec.config(bits=bits, steps=args.steps, restarts=args.restarts, **weight)
+            if cfg in measured:  # e.g. `--prior-weight 0.02 model` for a model whose own weight is 0.02
+                continue
+            measured.add(cfg)
             s = evaluate_invcomp(codec, images, cfg)
             rows.append({"generator": label(w), "encoder": codec.model.encoder is not None,
                          "latent": codec.model.config.latent_dim, "prior_weight": cfg.prior_weight,

@@ -79,6 +79,11 @@ MODELS: tuple[ModelInfo, ...] = tuple(
                   "flowers64.v2.encoder.pt", "7a0abaa4922338cac12e24a1a9fa569abf22eba024a718b5e2dee308518058ae",
                   default_bits=3, domain="Oxford flowers, 64x64 (pretrained/flowers64.md, version 2)",
                   test_data="flowers_64_test.npz", version=2),
+        ModelInfo("flowers64", "flowers64.v3.pt", 64, 256, "4d719a26da2250f3d55ff7818c9a5b530590c996381b7e0d52d43a1b9f2945b4",
+                  "flowers64.v3.encoder.pt", "2261bc2dc90f169a1d3f4bdff03ae35767ce35ae91d0af7d685d6690b6e435ad",
+                  default_bits=3, default_prior_weight=0.035, prior_weights=((4, 0.01), (5, 0.0), (6, 0.0)),
+                  domain="Oxford flowers, 64x64 (pretrained/flowers64.md, version 3)",
+                  test_data="flowers_64_test.npz", version=3),
     ]
 )
 
