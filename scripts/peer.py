@@ -49,7 +49,7 @@ def _native_resolution(data: str) -> int:
 
 def cmd_train(a) -> None:
     torch.set_num_threads(a.threads)
-    cfg = PeerConfig(a.objective, a.lmbda, a.minutes, batch_size=a.batch_size, lr=a.lr, seed=a.seed)
+    cfg = PeerConfig(a.objective, a.lmbda, a.minutes, batch_size=a.batch_size, lr=a.lr, seed=a.seed, crop=a.crop)
     data = load_bench_data(a.data, a.resolution or _native_resolution(a.data))
     ckpt = a.out.with_suffix(".ckpt")
     model = train(cfg, data.images, ckpt, log=lambda s: print(s, flush=True))
@@ -94,6 +94,7 @@ def main(argv=None) -> int:
     t.add_argument("--lr", type=float, default=1e-4)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resolution", type=int, default=None, help="default: the .npz images' own size")
+    t.add_argument("--crop", type=int, default=0, help="train on random crops of this side (0: whole images)")
     t.add_argument("--out", type=Path, required=True, help="weights file; its .ckpt sibling is the checkpoint")
     m = sub.add_parser("measure", help="measure trained points on test images")
     m.add_argument("data")

@@ -41,12 +41,15 @@ class PeerConfig:
     final_lr: float = 1e-5  # for the last `anneal` fraction of the budget
     anneal: float = 0.15
     seed: int = 0
+    crop: int = 0  # train on random crops of this side (0: whole images); the model is fully convolutional
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise InvcompError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
         if not (self.lmbda > 0 and self.minutes > 0):
             raise InvcompError("lmbda and minutes must be positive")
+        if self.crop < 0 or self.crop % 16:
+            raise InvcompError(f"crop must be 0 or a positive multiple of 16 (the model's stride), not {self.crop}")
 
 
 def compressai():
@@ -80,6 +83,9 @@ def _bpp(likelihoods: dict, pixels: int) -> torch.Tensor:
 def train(cfg: PeerConfig, images: np.ndarray, checkpoint: Path, log=print) -> torch.nn.Module:
     """Train on (N, S, S, 3) uint8 images until `cfg.minutes` of training time have passed (resuming
     from `checkpoint` if it exists); returns the model with its entropy tables updated."""
+    side = cfg.crop or images.shape[1]
+    if side > min(images.shape[1:3]):
+        raise InvcompError(f"crop {side} is larger than the {images.shape[1]}x{images.shape[2]} images")
     model = build(cfg)
     main = [p for k, p in model.named_parameters() if not k.endswith(".quantiles")]
     aux = [p for k, p in model.named_parameters() if k.endswith(".quantiles")]
@@ -89,7 +95,7 @@ def train(cfg: PeerConfig, images: np.ndarray, checkpoint: Path, log=print) -> t
     state = {"seconds": 0.0, "steps": 0}
     if checkpoint.exists():
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if saved["config"] != asdict(cfg):
+        if {"crop": 0, **saved["config"]} != asdict(cfg):  # checkpoints from before `crop` existed had none
             raise InvcompError(f"{checkpoint} was made for another configuration: {saved['config']}")
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])
@@ -97,7 +103,7 @@ def train(cfg: PeerConfig, images: np.ndarray, checkpoint: Path, log=print) -> t
         gen.set_state(saved["gen"])
         state = saved["state"]
         log(json.dumps({"resumed": str(checkpoint), **state}))
-    budget, pixels = 60.0 * cfg.minutes, cfg.batch_size * data.shape[2] * data.shape[3]
+    budget, pixels = 60.0 * cfg.minutes, cfg.batch_size * side * side
     model.train()
     last_save, window = state["seconds"], []
     while state["seconds"] < budget:
@@ -109,6 +115,9 @@ def train(cfg: PeerConfig, images: np.ndarray, checkpoint: Path, log=print) -> t
         x = data[idx]
         flip = torch.rand(cfg.batch_size, generator=gen) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        if cfg.crop:  # one random window per batch
+            i, j = (int(torch.randint(n - side + 1, (1,), generator=gen)) for n in data.shape[2:])
+            x = x[:, :, i : i + side, j : j + side]
         out = model(x)
         bpp = _bpp(out["likelihoods"], pixels)
         d = distortion(cfg, out["x_hat"], x)

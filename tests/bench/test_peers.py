@@ -2,6 +2,7 @@
 installed, training and measuring (skipped otherwise: our tests must not need the extra)."""
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,6 +82,12 @@ def test_config_and_missing_extra_fail_in_one_line(monkeypatch):
         PeerConfig("l1", 1.0, 1.0)
     with pytest.raises(InvcompError, match="positive"):
         PeerConfig("mse", 0.0, 1.0)
+    with pytest.raises(InvcompError, match="multiple of 16"):
+        PeerConfig("mse", 1.0, 1.0, crop=24)
+    from invcomp.bench.peer import train
+
+    with pytest.raises(InvcompError, match="larger than the 32x32"):
+        train(PeerConfig("mse", 1.0, 1.0, crop=48), _images(2), Path("unused.ckpt"))
     monkeypatch.setitem(sys.modules, "compressai", None)  # as if the extra were not installed
     from invcomp.bench.peer import compressai
 
@@ -112,3 +119,8 @@ def test_train_resume_and_measure_with_compressai(tmp_path):
     again, decoded2 = measure(loaded, images[:3])
     assert all(s > 0 for s in sizes) and sizes == again  # real bitstreams, the same each time
     assert decoded.shape == (3, 32, 32, 3) and decoded.dtype == np.uint8 and np.array_equal(decoded, decoded2)
+    crop = PeerConfig("ssim", 5.0, 0.02, n=8, m=8, batch_size=4, crop=16)  # trained on 16 x 16 windows
+    cropped = train(crop, images, tmp_path / "c.ckpt", log=lambda s: None)
+    assert torch.load(tmp_path / "c.ckpt", weights_only=True)["state"]["steps"] > 0
+    sizes, decoded = measure(cropped, images[:2])  # and codes whole images
+    assert decoded.shape == (2, 32, 32, 3) and all(s > 0 for s in sizes)
