@@ -9,6 +9,8 @@ Measure trained points on test images and write the series the benches read
 (results/peers/<name>_<test data stem>.json; `invcomp bench` plots it when present):
 
     python scripts/peer.py measure cifar10_airplane_test.npz --name airplanes32 runs/peers/airplanes32_*.pt
+
+With --add, the measured points join the stored series of their objective (points trained later).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import torch
 
 from invcomp.bench.data import load_bench_data
 from invcomp.bench.peer import PeerConfig, load_weights, measure, save_weights, train
-from invcomp.bench.peers import save_peer_series, series_from_points
+from invcomp.bench.peers import merge_series, peer_path, read_peer_series, save_peer_series, series_from_points
 from invcomp.errors import InvcompError
 from invcomp.io.datasets import load_npz_images, resolve_data_path
 from invcomp.models.registry import find
@@ -77,7 +79,8 @@ def cmd_measure(a) -> None:
         points.append((cfg, trained, sizes, decoded))
         print(f"{path}: {sum(sizes) / len(sizes):.1f} B", flush=True)
     for series in series_from_points(data.images, points):
-        path = save_peer_series(a.results, a.name, data, series)
+        stored = read_peer_series(peer_path(a.results, a.name, data.stem, series.codec), data.name) if a.add else None
+        path = save_peer_series(a.results, a.name, data, merge_series(stored, series) if stored else series)
         print(json.dumps({"series": series.codec, "path": str(path), "summary": series.summary(data.images[0].size // 3)}))
 
 
@@ -103,6 +106,8 @@ def main(argv=None) -> int:
     m.add_argument("--n", type=int, default=None)
     m.add_argument("--threads", type=int, default=1)
     m.add_argument("--results", type=Path, default=Path("results"))
+    m.add_argument("--add", action="store_true",
+                   help="join these points to the stored series of their objective (else they replace it)")
     a = p.parse_args(argv)
     try:
         (cmd_train if a.cmd == "train" else cmd_measure)(a)

@@ -17,6 +17,7 @@ import numpy as np
 
 from invcomp.bench.data import BenchData
 from invcomp.bench.rd import Series, images_digest, measure
+from invcomp.errors import InvcompError
 from invcomp.files import write_atomic
 
 VERSION = 1
@@ -54,18 +55,39 @@ def save_peer_series(results: Path, name: str, data: BenchData, series: Series) 
     return path
 
 
+def read_peer_series(path: Path, data_name: str) -> Series | None:
+    """The series stored at `path` if it is readable, of this version and measured on `data_name`."""
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if obj.pop("version", None) != VERSION or obj.pop("data", None) != data_name:
+        return None
+    obj.pop("model", None)
+    return Series(**obj)
+
+
+def merge_series(old: Series, new: Series) -> Series:
+    """The points of both, by rising lambda (new's where both have one); both must be of one objective
+    and measured on the same images, so points trained and measured at different times join one curve."""
+    if old.codec != new.codec or old.key != new.key:
+        raise InvcompError(f"cannot join {new.codec} to {old.codec}: not measured on the same images")
+    by_lambda = {}
+    for s in (old, new):
+        for row in zip(s.settings, s.labels, s.points, s.extra["configs"], s.extra["trained"]):
+            by_lambda[row[0]] = row
+    rows = [by_lambda[k] for k in sorted(by_lambda)]
+    return Series(new.codec, new.kind, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], new.key,
+                  {"configs": [r[3] for r in rows], "trained": [r[4] for r in rows]})
+
+
 def load_peer_series(results: Path, name: str, data: BenchData) -> list[Series]:
     """The peer series measured for this model's domain on these images (their first len(images)), or []."""
     n, found = len(data.images), []
     for path in sorted((results / "peers").glob(f"{name}_{data.stem}_*.json")):
-        try:
-            obj = json.loads(path.read_text())
-        except (OSError, ValueError):
+        s = read_peer_series(path, data.name)
+        if s is None:
             continue
-        if obj.pop("version", None) != VERSION or obj.pop("data", None) != data.name:
-            continue
-        obj.pop("model", None)
-        s = Series(**obj)
         counts = _prefixes(s.key["images"])
         if n not in counts or s.key["prefix_digests"][counts.index(n)] != images_digest(data.images):
             continue

@@ -55,6 +55,21 @@ def test_series_round_trip_and_which_images_they_serve(tmp_path):
     assert peers.load_peer_series(tmp_path, "airplanes32", data) == []
 
 
+def test_points_measured_later_join_the_stored_series():
+    images = _images(6)
+    points = _points(images)
+    ssim_all = peers.series_from_points(images, points)[0]
+    first = peers.series_from_points(images, [points[0]])[0]  # lambda 5, measured first
+    later = peers.series_from_points(images, [points[1]])[0]  # lambda 2, trained later
+    assert peers.merge_series(first, later) == ssim_all == peers.merge_series(later, first)
+    assert peers.merge_series(ssim_all, first) == ssim_all  # a point measured again replaces itself
+    other = peers.series_from_points(_images(6, seed=4), [points[1]])[0]
+    with pytest.raises(InvcompError, match="same images"):
+        peers.merge_series(first, other)
+    with pytest.raises(InvcompError, match="same images"):
+        peers.merge_series(first, peers.series_from_points(images, [points[2]])[0])  # another objective
+
+
 def test_bench_puts_the_peer_beside_invcomp(tmp_path, tiny_weights):
     images = _images(4)
     npz = tmp_path / "few.npz"
