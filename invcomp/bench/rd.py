@@ -139,6 +139,7 @@ def invcomp_series(codec: Codec, data: BenchData, cfg: InversionConfig, cache: P
            "bits": list(OPERATING_BITS), "parts_bits": list(PARTS_BITS), "parts_mse_weight": PARTS_MSE_WEIGHT}
     if codec.dtype != torch.float32:  # fp32 caches keep their key
         key["precision"] = str(codec.dtype).removeprefix("torch.")
+    key = json.loads(json.dumps(key))  # as the cache file holds it (a prior schedule's tuples become lists)
     path = cache / f"invcomp_{codec.model.name}.json"
     ours = load_cached(path, key)
     if ours is None:

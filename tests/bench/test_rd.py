@@ -60,6 +60,19 @@ def test_bench_writes_every_codec_and_reuses_cache(tmp_path, tiny_weights, tiny_
     assert json.loads(r2.stdout)["rows"] == report["rows"]
 
 
+def test_invcomp_cache_holds_a_prior_schedule(tmp_path, tiny_weights, tiny_npz, monkeypatch):
+    """The key is compared as the cache file holds it: a schedule's tuples once made every rerun miss."""
+    from invcomp.bench.data import load_bench_data
+    from invcomp.codec import Codec
+
+    codec = Codec(str(tiny_weights), "cpu")
+    data = load_bench_data(str(tiny_npz), codec.resolution, 2)
+    cfg = codec.config(steps=2, prior_weights=((4, 0.01), (5, 0.0)))
+    first = rd.invcomp_series(codec, data, cfg, tmp_path)
+    monkeypatch.setattr(rd, "run_invcomp", lambda *a, **k: pytest.fail("inversion re-run"))
+    assert rd.invcomp_series(codec, data, cfg, tmp_path) == first
+
+
 def test_bench_bad_input(tmp_path, tiny_weights):
     r = runner.invoke(app, ["bench", str(tmp_path / "none.npz"), "--model", str(tiny_weights)])
     assert r.exit_code == 2 and "no such file" in r.output
