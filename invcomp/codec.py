@@ -27,7 +27,7 @@ from invcomp.enhance.residual import to_pixels
 from invcomp.errors import InvcompError
 from invcomp.formats.icz import VERSION_PARTS, Header, decode_file, encode_file, split_file, unpack_header, with_parts
 from invcomp.inversion.invert import InversionConfig, invert, invert_branches
-from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, PARTS_MSE_WEIGHT, Candidate, Choice
+from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, PARTS_MSE_WEIGHT, PRIORLESS_BITS, Candidate, Choice
 from invcomp.inversion.render import render
 from invcomp.io.images import fit_to_square, read_image, resize_to, to_rgb8
 from invcomp.masks.inpaint import MaskOptions, compress_masked
@@ -165,29 +165,39 @@ class Codec:
 
     def compress_candidates(self, images: Sequence[ImageLike], bits: Sequence[int] = OPERATING_BITS,
                             config: InversionConfig | None = None, batch_size: int = 64,
-                            progress: Progress | None = None, parts_bits: Sequence[int] = ()) -> list[list[Candidate]]:
+                            progress: Progress | None = None, parts_bits: Sequence[int] = (),
+                            priorless_bits: Sequence[int] = ()) -> list[list[Candidate]]:
         """Per image, its file at every bit depth with the PSNR/SSIM of what decoding it gives.
 
         One inversion run serves all depths (invert_branches); each file is identical to the one
         compress_batch writes at that depth. Quality is measured at the model's resolution.
         `parts_bits`: depths whose files follow, per image, fitted for enhancement parts (the run's
-        tail with the pixel error weighted PARTS_MSE_WEIGHT, inversion/rate.py).
+        tail with the pixel error weighted PARTS_MSE_WEIGHT, inversion/rate.py); then the files of
+        `priorless_bits` (those of them whose tail has a prior weight: `self.priorless(...)`) fitted with
+        none in the tail (PRIORLESS_BITS).
         """
-        return [[c for c, _ in per] for per in self._fit_bases(images, bits, config, batch_size, progress, parts_bits)]
+        return [[c for c, _ in per] for per in self._fit_bases(images, bits, config, batch_size, progress, parts_bits,
+                                                               priorless_bits)]
+
+    def priorless(self, bits: Sequence[int], config: InversionConfig | None = None) -> tuple[int, ...]:
+        """The depths of `bits` whose tail has a latent prior weight: those a priorless tail adds a file for."""
+        cfg = config or self.config()
+        return tuple(b for b in bits if cfg.prior_at(b) > 0)
 
     def _fit_bases(self, images: Sequence[ImageLike], bits: Sequence[int], config: InversionConfig | None,
-                   batch_size: int, progress: Progress | None,
-                   parts_bits: Sequence[int]) -> list[list[tuple[Candidate, np.ndarray]]]:
+                   batch_size: int, progress: Progress | None, parts_bits: Sequence[int],
+                   priorless_bits: Sequence[int] = ()) -> list[list[tuple[Candidate, np.ndarray]]]:
         """compress_candidates with each file's decoded picture (G(codes) in batches, as decoding gives it)."""
         cfg = config or self.config()
-        branches = [(b, cfg.mse_weight) for b in bits] + [(b, PARTS_MSE_WEIGHT) for b in parts_bits]
+        branches = ([(b, cfg.mse_weight) for b in bits] + [(b, PARTS_MSE_WEIGHT) for b in parts_bits]
+                    + [(b, cfg.mse_weight, 0.0) for b in self.priorless(priorless_bits, cfg)])
         out: list[list[tuple[Candidate, np.ndarray]]] = []
         for chunk in _batches([self.prepare(im) for im in images], batch_size):
             pixels = np.stack([p for p, _ in chunk])
             results = invert_branches(self.model.generator, to_unit(pixels), cfg, branches, self.model.encoder,
                                       dtype=self.dtype)
             per_image: list[list[tuple[Candidate, np.ndarray]]] = [[] for _ in chunk]
-            for (b, _), result in zip(branches, results):
+            for (b, *_), result in zip(branches, results):
                 files = [self.encode(c, b, size) for (_, size), c in zip(chunk, result.codes.numpy())]
                 decoded = self.decode_codes(result.codes, b)
                 psnr, ssim = image_quality(pixels, decoded)
@@ -212,11 +222,12 @@ class Codec:
         the operating point that meets a target (`choice.met` False when none does)."""
         cfg = options.inversion
         if options.targeted:
-            found = self._fit_bases(images, OPERATING_BITS, cfg, batch_size, progress,
-                                    PARTS_BITS if options.enhance else ())  # bases fitted for parts too
+            found = self._fit_bases(images, OPERATING_BITS, cfg, batch_size, progress,  # bases fitted for parts too
+                                    PARTS_BITS if options.enhance else (), PRIORLESS_BITS)
             originals = [self.prepare(im)[0] for im in images]
-            return [choose_enhanced(x, [Base(c.bits, c.data, d) for c, d in per], options.target, options.enhance,
-                                    PARTS_BITS) for x, per in zip(originals, found)]
+            searched = len(OPERATING_BITS) + (len(PARTS_BITS) if options.enhance else 0)  # then the priorless bases
+            return [choose_enhanced(x, [Base(c.bits, c.data, d, j < searched) for j, (c, d) in enumerate(per)],
+                                    options.target, options.enhance, PARTS_BITS) for x, per in zip(originals, found)]
         if options.mask is not None:
             files = self.compress_masked(images, options.mask, cfg, user_masks, batch_size, progress)
             decoded = np.stack([self.decompress(f) for f in files])

@@ -5,8 +5,8 @@ WebP-q0's mean bytes (issue 13's table).
     invcomp bench cifar10_airplane_test.npz -m airplanes32 --budgets 0.5,1,2,3,4
 
 Per image and budget: invcomp's file chosen for the best SSIM (and, in a second row, the best PSNR)
-within the budget, from the SSIM-fitted bases and the bases fitted for parts, as `fit --max-bytes`
-chooses; per classic codec (and per objective of the learned peer, when measured) the highest setting
+within the budget, from the SSIM-fitted bases, the bases fitted for parts and those without a prior, as
+`fit --max-bytes` chooses; per classic codec (and per objective of the learned peer, when measured) the highest setting
 whose file fits (images with no file that fits are left out of that codec's mean; `within` counts the
 rest). The classic sweeps (every 5th quality setting) and invcomp's base files are cached per image under results/bench_cache/.
 Writes results/budgets_<model>_<data>.{json,md} and *_budget_{ssim,psnr}.png.
@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from invcomp.codec import Codec
 from invcomp.enhance.choose import Base, Target, choose_enhanced
 from invcomp.files import write_atomic
 from invcomp.inversion.invert import InversionConfig
-from invcomp.inversion.rate import PARTS_BITS, PARTS_MSE_WEIGHT
+from invcomp.inversion.rate import PARTS_BITS, PARTS_MSE_WEIGHT, PRIORLESS_BITS
 
 MULTIPLES = (0.5, 1.0, 2.0, 3.0)
 SWEEPS = (
@@ -69,12 +70,13 @@ def _choices(codec: Codec, images: np.ndarray, ours, budgets: list[int], cache: 
             return saved["choices"]
     except (OSError, ValueError):
         pass
-    bases = [[Base(int(b), bytes.fromhex(files[i]), np.zeros(0)) for kind in ("files", "parts_files")
-              for b, files in ours.extra[kind].items()] for i in range(len(images))]
+    bases = [[Base(int(b), bytes.fromhex(files[i]), np.zeros(0), kind != "priorless_files")
+              for kind in ("files", "parts_files", "priorless_files") for b, files in ours.extra[kind].items()]
+             for i in range(len(images))]
     with progress("decode bases", len(images)) as bar:
         for per_image in bases:
             for j, b in enumerate(per_image):
-                per_image[j] = Base(b.bits, b.data, codec.decompress(b.data))
+                per_image[j] = replace(b, pixels=codec.decompress(b.data))
             bar.advance(1)
     choices = {}
     for budget in budgets:
@@ -135,6 +137,7 @@ def run_budget_bench(codec: Codec, data: BenchData, out: Path, config: Inversion
     report = {"model": name, "model_sha256": codec.model.sha256, "data": data.name, "images": len(images),
               "webp_q0_mean_bytes": round(webp0, 2), "inversion": {"steps": cfg.steps, "restarts": cfg.restarts},
               "parts_bases": {"bits": list(PARTS_BITS), "mse_weight": PARTS_MSE_WEIGHT},
+              "priorless_bases": list(codec.priorless(PRIORLESS_BITS, cfg)),
               "peers": [{"codec": s.codec, "lambdas": s.settings, "trained": s.extra.get("trained")} for s in peers],
               "seconds": round(time.perf_counter() - t0, 1), "rows": rows, "outputs": outputs}
     write_atomic(Path(outputs["json"]), (json.dumps(report, indent=2) + "\n").encode())

@@ -36,7 +36,7 @@ from invcomp.bench.progress import Stages, silent
 from invcomp.codec import Codec
 from invcomp.files import write_atomic
 from invcomp.inversion.invert import InversionConfig
-from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, PARTS_MSE_WEIGHT
+from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, PARTS_MSE_WEIGHT, PRIORLESS_BITS
 from invcomp.metrics import image_quality
 
 CACHE_VERSION = 1
@@ -112,18 +112,22 @@ def run_classic(codec: ClassicCodec, images: np.ndarray, key: dict,
 def run_invcomp(codec: Codec, images: np.ndarray, bits: tuple[int, ...], cfg: InversionConfig, batch_size: int,
                 key: dict, progress: Callable[[int], None] | None = None) -> Series:
     """invcomp at every operating point, one inversion run per batch (Codec.compress_candidates); the
-    run's tails fitted for parts (PARTS_BITS) are kept too, as extra["parts_files"], for the budgets."""
-    found = codec.compress_candidates(list(images), bits, cfg, batch_size, progress, PARTS_BITS)
+    run's tails fitted for parts (PARTS_BITS) and without a prior (PRIORLESS_BITS) are kept too, as
+    extra["parts_files"] and extra["priorless_files"], for the budgets."""
+    found = codec.compress_candidates(list(images), bits, cfg, batch_size, progress, PARTS_BITS, PRIORLESS_BITS)
     points, files = [], {}
     for j, b in enumerate(bits):
         datas = [per_image[j].data for per_image in found]
         decoded = np.stack([codec.decompress(d) for d in datas])
         points.append(measure(images, decoded, [len(d) for d in datas]))
         files[str(b)] = [d.hex() for d in datas]
-    parts_files = {str(b): [per_image[len(bits) + j].data.hex() for per_image in found] for j, b in enumerate(PARTS_BITS)}
+    def tails(first: int, depths: tuple[int, ...]) -> dict[str, list[str]]:
+        return {str(b): [per_image[first + j].data.hex() for per_image in found] for j, b in enumerate(depths)}
+
     name = f"invcomp {codec.model.name}"
     return Series(name, "invcomp", list(bits), [f"{b}-bit" for b in bits], points, key,
-                  {"files": files, "parts_files": parts_files})
+                  {"files": files, "parts_files": tails(len(bits), PARTS_BITS),
+                   "priorless_files": tails(len(bits) + len(PARTS_BITS), codec.priorless(PRIORLESS_BITS, cfg))})
 
 
 def cache_dir(out: Path, data: BenchData) -> Path:
@@ -136,7 +140,8 @@ def invcomp_series(codec: Codec, data: BenchData, cfg: InversionConfig, cache: P
     """invcomp's files at every operating point for these images (and the bases fitted for parts), from
     the cache when it holds them."""
     key = {"images": images_digest(data.images), "model_sha256": codec.model.sha256, "inversion": cfg.settings(),
-           "bits": list(OPERATING_BITS), "parts_bits": list(PARTS_BITS), "parts_mse_weight": PARTS_MSE_WEIGHT}
+           "bits": list(OPERATING_BITS), "parts_bits": list(PARTS_BITS), "parts_mse_weight": PARTS_MSE_WEIGHT,
+           "priorless_bits": list(PRIORLESS_BITS)}
     if codec.dtype != torch.float32:  # fp32 caches keep their key
         key["precision"] = str(codec.dtype).removeprefix("torch.")
     key = json.loads(json.dumps(key))  # as the cache file holds it (a prior schedule's tuples become lists)

@@ -62,11 +62,13 @@ class Target:
 
 @dataclass(frozen=True)
 class Base:
-    """One base file (a latent at one bit depth) and the uint8 picture it decodes to."""
+    """One base file (a latent at one bit depth) and the uint8 picture it decodes to; `searched` False: a
+    candidate alone, no part search on it (the priorless bases: parts on them measured no better)."""
 
     bits: int
     data: bytes
     pixels: np.ndarray
+    searched: bool = True
 
 
 def _quality(image: np.ndarray, pixels: np.ndarray) -> tuple[float, float]:
@@ -158,14 +160,14 @@ def _search(image: np.ndarray, base: Base, target: Target, block: int, guess: in
 
 def choose_enhanced(image: np.ndarray, bases: Sequence[Base], target: Target, enhance: bool = True,
                     part_bits: Collection[int] | None = None) -> Choice:
-    """Per image: every base alone and (unless not enhance) every base whose bits are in `part_bits`
-    (None: every base) with its best parts; the cheapest meeting the quality targets (within the
+    """Per image: every base alone and (unless not enhance) every searched base whose bits are in
+    `part_bits` (None: every base) with its best parts; the cheapest meeting the quality targets (within the
     budget), or with only a budget the best `metric` within it."""
     candidates, guess, origin = [], STEP_LEVELS // 2, {}
     for base in bases:
         psnr, ssim = _quality(image, base.pixels)
         candidates.append(Candidate(base.bits, base.data, psnr, ssim))
-        if enhance and (part_bits is None or base.bits in part_bits):
+        if enhance and base.searched and (part_bits is None or base.bits in part_bits):
             found, guess = _search(image, base, target, target.block, guess)
             if found is not None:
                 candidates.append(found)

@@ -261,30 +261,30 @@ def invert_branches(
     generator: Generator,
     targets: torch.Tensor,
     cfg: InversionConfig,
-    branches: Sequence[tuple[int, float]],
+    branches: Sequence[tuple[int, float] | tuple[int, float, float]],
     encoder: Encoder | None = None,
     progress: Callable[[int, int], None] | None = None,
     loss_fn: LossFn | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> list[InversionResult]:
-    """Like `invert_rates`, with tails (bits, mse_weight) of their own pixel-error weight: one result per
-    branch, in order. The shared run uses cfg's loss (with cfg.prior_weight); a tail whose weight
-    differs from cfg.mse_weight ends the search under that weight (the bases fitted for enhancement
-    parts, at the cost of a tail instead of a whole run), and each tail under its depth's prior weight
-    (`InversionConfig.prior_at`; a custom loss_fn keeps cfg.prior_weight throughout)."""
-    branches = [(int(b), float(w)) for b, w in branches]
+    """Like `invert_rates`, with tails (bits, mse_weight[, prior_weight]) of their own weights: one result
+    per branch, in order. The shared run uses cfg's loss (with cfg.prior_weight); a tail whose pixel-error
+    weight differs from cfg.mse_weight ends the search under that weight (the bases fitted for enhancement
+    parts, at the cost of a tail instead of a whole run), and each tail under its own prior weight, by
+    default its depth's (`InversionConfig.prior_at`; a custom loss_fn keeps cfg.prior_weight throughout)."""
+    branches = [(int(b[0]), float(b[1]), None if len(b) < 3 else float(b[2])) for b in branches]
     if not branches:
         raise InvcompError("no bit depth given")
-    for b, w in branches:
+    for b, w, p in branches:
         replace(cfg, bits=b)  # validates the range
-        if w < 0:
-            raise InvcompError(f"mse_weight must be >= 0, not {w}")
-        if loss_fn is not None and w != cfg.mse_weight:
-            raise InvcompError("branches with their own mse_weight need the default loss")
-    bits = [b for b, _ in branches]
+        if w < 0 or (p is not None and p < 0):
+            raise InvcompError(f"a tail's weights must be >= 0, not {w} and {p}")
+        if loss_fn is not None and (w != cfg.mse_weight or p is not None):
+            raise InvcompError("branches with their own weights need the default loss")
+    bits = [b for b, _, _ in branches]
     # the shared run does not depend on the depth, so each depth's file equals a fit at that depth alone
     shared_cfg = replace(cfg, prior_weights=())
-    priors = [cfg.prior_weight if loss_fn is not None else cfg.prior_at(b) for b in bits]
+    priors = [cfg.prior_weight if loss_fn is not None else cfg.prior_at(b) if p is None else p for b, _, p in branches]
     device = next(generator.parameters()).device
     ncfg = generator.cfg
     if targets.ndim != 4 or targets.shape[1:] != (3, ncfg.resolution, ncfg.resolution):
@@ -313,7 +313,7 @@ def invert_branches(
         blurs the targets' SSIM maps once here, not every step."""
         if loss_fn is not None:
             return loss_fn
-        mse = [w for _, w in branches] if tail else [cfg.mse_weight]
+        mse = [w for _, w, _ in branches] if tail else [cfg.mse_weight]
         prior = priors if tail else [shared_cfg.prior_weight]
         return _fast_loss(SSIMTarget(target), per_row(mse), per_row(prior))
 
@@ -351,7 +351,7 @@ def invert_branches(
     chosen = []
     final_loss = loss_fn or image_loss
     with torch.inference_mode():  # the final choice uses the generator itself, as decoding does
-        for (b, w), p, zb, tb in zip(branches, priors, z.detach().chunk(nb), target_k.chunk(nb)):
+        for (b, w, _), p, zb, tb in zip(branches, priors, z.detach().chunk(nb), target_k.chunk(nb)):
             codes = quantize(zb, b, r)
             zq = dequantize(codes, b, r).to(device)
             generated = generator(zq)

@@ -23,6 +23,12 @@ OPERATING_BITS = (2, 3, 4, 5, 6)
 PARTS_BITS = (3, 4, 5)
 PARTS_MSE_WEIGHT = 100.0
 
+# Targets also fit these depths with no latent prior in the tail, where the model's schedule gives them
+# one: the prior makes the default file smaller, and at a budget a few bytes above it the same depth
+# without the prior is the better file (airplanes32 at 0.5x WebP-q0's bytes: +0.008 SSIM; docs/RESULTS.md,
+# "The latent prior weight per bit depth"). One more tail of the shared run.
+PRIORLESS_BITS = (3,)
+
 
 def quality_levels(bits: tuple[int, ...] = OPERATING_BITS) -> dict[int, int]:
     """{quality level: bits}; level 1 is the lowest rate."""

@@ -1,5 +1,7 @@
 """Enhancement parts: the residual transform, parts, version 2 files (split, join, cut, trim) and the
 joint choice of base and parts."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -203,12 +205,14 @@ def test_choice_meets_budgets_and_targets(tiny_model):
     assert cheaper.size < choice.candidate.size
     alone = choose_enhanced(target, bases, Target(target_psnr=30), enhance=False)
     assert not alone.met and alone.candidate.data[2] == 1
+    unsearched = [replace(b, searched=False) for b in bases]  # candidates alone: no parts on them
+    assert choose_enhanced(target, unsearched, Target(target_psnr=30)).candidate == alone.candidate
 
 
 
 def test_targets_with_parts_also_choose_among_bases_fitted_for_parts(tiny_model, monkeypatch):
     from invcomp.codec import FitOptions
-    from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS
+    from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, PRIORLESS_BITS
 
     target, _ = _pair()
     codec = Codec(tiny_model, "cpu")
@@ -222,11 +226,32 @@ def test_targets_with_parts_also_choose_among_bases_fitted_for_parts(tiny_model,
         assert np.array_equal(pixels, codec.decompress(c.data))
     seen = []
     real = Codec._fit_bases
-    monkeypatch.setattr(Codec, "_fit_bases", lambda self, *a, **k: seen.append(a[5]) or real(self, *a, **k))
+    monkeypatch.setattr(Codec, "_fit_bases", lambda self, *a, **k: seen.append(a[5:]) or real(self, *a, **k))
     with_parts = codec.choose_files([target], FitOptions(cfg, max_bytes=150, metric="psnr"))[0]
     without = codec.choose_files([target], FitOptions(cfg, max_bytes=150, metric="psnr", enhance=False))[0]
-    assert seen == [PARTS_BITS, ()]  # the bases fitted for parts only where parts may follow
+    # the bases fitted for parts only where parts may follow; the priorless bases for every target
+    assert seen == [(PARTS_BITS, PRIORLESS_BITS), ((), PRIORLESS_BITS)]
     assert with_parts.candidate.size <= 150 and with_parts.candidate.psnr >= without.candidate.psnr
+
+
+def test_priorless_bases_are_the_files_of_a_schedule_without_the_prior_at_that_depth(tiny_model):
+    from invcomp.inversion.rate import OPERATING_BITS, PRIORLESS_BITS
+
+    target, _ = _pair()
+    codec = Codec(tiny_model, "cpu")
+    cfg = codec.config(steps=4, prior_weight=0.5)
+    cands = codec.compress_candidates([target], OPERATING_BITS, cfg, priorless_bits=PRIORLESS_BITS)[0]
+    assert [c.bits for c in cands] == [*OPERATING_BITS, *PRIORLESS_BITS]
+    plain = codec.compress_candidates([target], OPERATING_BITS, cfg)[0]
+    assert [c.data for c in cands[: len(OPERATING_BITS)]] == [c.data for c in plain]
+    for b, c in zip(PRIORLESS_BITS, cands[len(OPERATING_BITS):]):
+        free = replace(cfg, bits=b, prior_weights=((b, 0.0),))
+        assert c.data == codec.compress_batch([target], free)[0]
+        assert c.data != plain[OPERATING_BITS.index(b)].data  # a weight of 0.5 moves the latent
+    # a depth whose tail has no prior already is the priorless file: no second copy
+    none = codec.config(steps=4, prior_weight=0.5, prior_weights=tuple((b, 0.0) for b in PRIORLESS_BITS))
+    assert codec.priorless(PRIORLESS_BITS, none) == ()
+    assert len(codec.compress_candidates([target], OPERATING_BITS, none, priorless_bits=PRIORLESS_BITS)[0]) == len(OPERATING_BITS)
 
 
 def test_best_kind_keeps_the_better_kind_by_the_metric_and_what_it_returns_decodes():

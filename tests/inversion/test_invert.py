@@ -83,6 +83,26 @@ def test_branches_apply_their_own_pixel_weight():
     with pytest.raises(InvcompError, match="default loss"):
         invert_branches(g, x, cfg, [(4, 5.0)], loss_fn=image_loss)
 
+
+def test_a_branch_with_its_own_prior_weight_is_the_tail_a_schedule_gives():
+    """(bits, mse_weight, prior_weight): the tail under that prior weight, exactly the file a config whose
+    schedule gives that depth the weight fits (the shared run keeps cfg.prior_weight); the weight matters."""
+    from invcomp.inversion.invert import invert_branches
+    from invcomp.models.nets import Generator
+
+    torch.manual_seed(0)
+    g = Generator(TINY).eval().requires_grad_(False)
+    x = _targets()
+    cfg = InversionConfig(bits=3, steps=20, restarts=2, seed=1, lr=0.1, prior_weight=0.5)
+    plain, free = invert_branches(g, x, cfg, [(3, 1.0), (3, 1.0, 0.0)])
+    assert torch.equal(plain.codes, invert(g, x, cfg).codes)
+    assert torch.equal(free.codes, invert(g, x, replace(cfg, prior_weights=((3, 0.0),))).codes)
+    assert not torch.equal(plain.codes, free.codes)
+    with pytest.raises(InvcompError, match=">= 0"):
+        invert_branches(g, x, cfg, [(3, 1.0, -1.0)])
+    with pytest.raises(InvcompError, match="default loss"):
+        invert_branches(g, x, cfg, [(3, 1.0, 0.0)], loss_fn=image_loss)
+
 def test_a_prior_schedule_weights_each_depths_tail_and_keeps_depths_independent():
     """With qat_fraction 1 the whole run is the tail: each depth is a run under its own prior weight,
     the same whether the depths run together or alone; depths outside the schedule keep prior_weight."""

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 from invcomp import Codec, InvcompError
 from invcomp.cli import app
 from invcomp.inversion.invert import InversionConfig
-from invcomp.inversion.rate import OPERATING_BITS, Candidate, bits_for_quality, choose
+from invcomp.inversion.rate import OPERATING_BITS, PRIORLESS_BITS, Candidate, bits_for_quality, choose
 
 CFG = InversionConfig(steps=6, restarts=1)
 runner = CliRunner()
@@ -60,7 +60,8 @@ def _png(tmp_path, rng_image):
 
 def test_fit_target_ssim_met_and_unmet(tmp_path, tiny_weights, tiny_model, rng_image):
     src = _png(tmp_path, rng_image)
-    found = Codec(tiny_model, "cpu").compress_candidates([rng_image], OPERATING_BITS, CFG)[0]
+    codec = Codec(tiny_model, "cpu")  # what the CLI fits for a target: every depth, and the priorless ones
+    found = codec.compress_candidates([rng_image], OPERATING_BITS, codec.config(steps=6), priorless_bits=PRIORLESS_BITS)[0]
     reachable = max(c.ssim for c in found)
     args = ["fit", str(src), "--model", str(tiny_weights), "--steps", "6", "--device", "cpu", "--json", "--no-enhance"]
     r = runner.invoke(app, args + ["--target-ssim", f"{reachable - 1e-6:.7f}"])
