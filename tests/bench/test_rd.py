@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -71,6 +72,10 @@ def test_invcomp_cache_holds_a_prior_schedule(tmp_path, tiny_weights, tiny_npz, 
     first = rd.invcomp_series(codec, data, cfg, tmp_path)
     monkeypatch.setattr(rd, "run_invcomp", lambda *a, **k: pytest.fail("inversion re-run"))
     assert rd.invcomp_series(codec, data, cfg, tmp_path) == first
+    # the priorless base the budgets choose from: the 3-bit file of a schedule with no prior at 3 bits
+    assert list(first.extra["priorless_files"]) == ["3"]
+    free = codec.compress_batch(list(data.images), replace(cfg, bits=3, prior_weights=((3, 0.0), (4, 0.01), (5, 0.0))))
+    assert [bytes.fromhex(h) for h in first.extra["priorless_files"]["3"]] == free
 
 
 def test_bench_bad_input(tmp_path, tiny_weights):
