@@ -11,13 +11,10 @@ Per channel, per block in raster order, coefficients in zigzag order:
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import numpy as np
 
 from invcomp.errors import InvcompError
 from invcomp.formats.adaptive import BYPASS, BitDecoder, BitEncoder
-
-if TYPE_CHECKING:
-    import numpy as np
 
 BANDS = 12
 _CBF, _SIG, _LAST, _GT1, _LEVEL = 0, 6, 6 + 2 * BANDS, 6 + 4 * BANDS, 6 + 4 * BANDS + 10
@@ -63,61 +60,72 @@ def adapted_states(coefs: np.ndarray, chroma: tuple[bool, ...], start: tuple[int
 
 
 def decisions(coefs: np.ndarray, chroma: tuple[bool, ...]) -> tuple[list[int], list[int]]:
-    """Every binary decision of the syntax in coding order: its bit and its context (BYPASS for bypass bits)."""
-    bits: list[int] = []
-    ctxs: list[int] = []
-    put, ctx_of = bits.append, ctxs.append
-    channels, rows, cols, size = coefs.shape
-    for c in range(channels):
-        ct = int(chroma[c])
-        sig_ctx = [_SIG + BANDS * ct + band(pos) for pos in range(size)]
-        last_ctx = [_LAST + BANDS * ct + band(pos) for pos in range(size)]
-        coded = [[False] * cols for _ in range(rows)]
-        blocks = coefs[c].tolist()
-        for r in range(rows):
-            for q in range(cols):
-                block = blocks[r][q]
-                nz = [i for i, v in enumerate(block) if v]
-                near = (r > 0 and coded[r - 1][q]) + (q > 0 and coded[r][q - 1])
-                put(1 if nz else 0)
-                ctx_of(_CBF + 3 * ct + near)
-                if not nz:
-                    continue
-                coded[r][q] = True
-                last = nz[-1]
-                for pos in range(last + 1):
-                    if pos < size - 1:
-                        if block[pos]:
-                            bits += (1, 1 if pos == last else 0)
-                            ctxs += (sig_ctx[pos], last_ctx[pos])
-                        else:
-                            put(0)
-                            ctx_of(sig_ctx[pos])
-                big = 0
-                for pos in nz:
-                    v = block[pos]
-                    mag = -v if v < 0 else v
-                    _magnitude(bits, ctxs, mag, ct, big)
-                    big += mag > 1
-                    put(1 if v < 0 else 0)
-                    ctx_of(BYPASS)
-    return bits, ctxs
+    """Every binary decision of the syntax in coding order: its bit and its context (BYPASS for bypass bits).
 
+    Built with array operations: each decision gets a sort key (its block, then its phase and position in
+    the block's syntax: coded flag, significance and last flags, magnitude and sign), and one stable sort
+    by key gives the coding order."""
+    a = np.asarray(coefs, dtype=np.int64)
+    channels, rows, cols, size = a.shape
+    ct = np.array([int(chroma[c]) for c in range(channels)], dtype=np.int64)[:, None, None]
+    nonzero = a != 0
+    coded = nonzero.any(-1)
+    near = np.zeros(coded.shape, dtype=np.int64)
+    near[:, 1:, :] += coded[:, :-1, :]
+    near[:, :, 1:] += coded[:, :, :-1]
+    blocks = np.arange(channels * rows * cols, dtype=np.int64).reshape(coded.shape)
+    # sort key within a block: 0 the coded flag, 1 + 2 pos (+1) the significance (last) flag at pos,
+    # 1 + 2 size + pos * per + j the j-th magnitude or sign decision of the coefficient at pos
+    mag = np.abs(a)
+    wide = np.maximum(mag - UNARY_MAX, 1)
+    width = np.zeros_like(mag)
+    width[mag > UNARY_MAX] = [int(n).bit_length() for n in wide[mag > UNARY_MAX]]  # exp-Golomb widths (rare)
+    per = int(UNARY_MAX + 2 * width.max(initial=0) + 1)
+    stride = 1 + 2 * size + size * per
 
-def _magnitude(bits: list[int], ctxs: list[int], mag: int, ct: int, big: int) -> None:
-    bits.append(1 if mag > 1 else 0)
-    ctxs.append(_GT1 + 5 * ct + min(4, big))
-    if mag == 1:
-        return
-    for k in range(2, UNARY_MAX + 1):
-        bits.append(1 if mag > k else 0)
-        ctxs.append(_LEVEL + 4 * ct + min(k - 2, 3))
-        if mag == k:
-            return
-    n = mag - UNARY_MAX  # >= 1: exp-Golomb of n - 1
-    width = n.bit_length()
-    bits += [0] * (width - 1) + [(n >> i) & 1 for i in range(width - 1, -1, -1)]
-    ctxs += [BYPASS] * (2 * width - 1)
+    keys = [blocks.ravel() * stride]
+    bits = [coded.ravel().astype(np.int64)]
+    ctxs = [(_CBF + 3 * ct + near).ravel()]
+
+    pos = np.arange(size, dtype=np.int64)
+    last = size - 1 - np.argmax(nonzero[..., ::-1], axis=-1)
+    bands = np.array([band(i) for i in range(size)], dtype=np.int64)
+    sig = coded[..., None] & (pos <= last[..., None]) & (pos < size - 1)
+    c_i, r_i, q_i, p_i = np.nonzero(sig)
+    base = blocks[c_i, r_i, q_i] * stride + 1 + 2 * p_i
+    keys.append(base)
+    bits.append(nonzero[c_i, r_i, q_i, p_i].astype(np.int64))
+    ctxs.append(_SIG + BANDS * ct[c_i, 0, 0] + bands[p_i])
+    flag = nonzero[c_i, r_i, q_i, p_i]
+    keys.append(base[flag] + 1)
+    bits.append((p_i == last[c_i, r_i, q_i])[flag].astype(np.int64))
+    ctxs.append(_LAST + BANDS * ct[c_i[flag], 0, 0] + bands[p_i[flag]])
+
+    big_before = np.cumsum(mag > 1, axis=-1) - (mag > 1)  # earlier non-zero coefficients above 1 in the block
+    c_i, r_i, q_i, p_i = np.nonzero(nonzero)
+    m, w, b = mag[c_i, r_i, q_i, p_i], width[c_i, r_i, q_i, p_i], big_before[c_i, r_i, q_i, p_i]
+    unary = np.where(m > 1, np.minimum(m, UNARY_MAX) - 1, 0)  # decisions |v| > k for k = 2 .. min(|v|, 15)
+    golomb = np.where(m > UNARY_MAX, 2 * w - 1, 0)
+    count = 1 + unary + golomb + 1
+    row = np.repeat(np.arange(len(m)), count)
+    j = np.arange(len(row)) - np.repeat(np.cumsum(count) - count, count)
+    m_r, u_r, w_r, ct_r = m[row], unary[row], w[row], ct[c_i[row], 0, 0]
+    n_r = np.maximum(m_r - UNARY_MAX, 1)
+    k = j + 1  # the unary decisions' k
+    g = j - u_r - 1  # index within the exp-Golomb bits
+    shift = np.clip(2 * w_r - 2 - g, 0, 62)
+    bit = np.where(j == 0, m_r > 1,
+                   np.where(j <= u_r, m_r > k,
+                            np.where(j < count[row] - 1, (g >= w_r - 1) & ((n_r >> shift) & 1 == 1),
+                                     a[c_i, r_i, q_i, p_i][row] < 0)))
+    ctx = np.where(j == 0, _GT1 + 5 * ct_r + np.minimum(4, b[row]),
+                   np.where(j <= u_r, _LEVEL + 4 * ct_r + np.minimum(k - 2, 3), BYPASS))
+    keys.append(blocks[c_i, r_i, q_i][row] * stride + 1 + 2 * size + p_i[row] * per + j)
+    bits.append(bit.astype(np.int64))
+    ctxs.append(ctx)
+
+    order = np.argsort(np.concatenate(keys), kind="stable")
+    return np.concatenate(bits)[order].tolist(), np.concatenate(ctxs)[order].tolist()
 
 
 def decode(data: bytes, shape: tuple[int, int, int, int], chroma: tuple[bool, ...]) -> list:

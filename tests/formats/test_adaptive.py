@@ -68,6 +68,16 @@ def test_coefficients_round_trip_exactly(shape):
     assert np.array_equal(back, coefs)
 
 
+def test_coefficient_bytes_are_pinned():
+    """The syntax's exact bytes (release 0.5.1's coder wrote these; any rewrite of it must too): empty
+    blocks, a last-position-only block, an exp-Golomb escape, and many magnitudes above the unary range."""
+    cases = [(_random_coefs(7, (3, 4, 4, 64)), "1e0c5eb8a70311267936fe51db54759041fa845da65e1d06149edcb411e06161"),
+             (np.round(np.random.default_rng(5).laplace(0, 6, (3, 8, 8, 16))).astype(np.int64),
+              "56ee052df880719e7f3a74d3084230277c4175ca89a34246ec7abf22b065d0a7")]
+    for coefs, digest in cases:
+        assert hashlib.sha256(coefficients.encode(coefs, (False, True, True))).hexdigest() == digest
+
+
 def test_all_zero_is_a_few_bits_and_zigzag_is_jpegs():
     zeros = np.zeros((3, 4, 4, 64), np.int64)
     assert len(coefficients.encode(zeros, (False, True, True))) <= 4  # 48 empty blocks
