@@ -25,9 +25,20 @@ from invcomp.enhance.choose import Base, Target, best_kind, choose_enhanced, lay
 from invcomp.enhance.parts import apply_parts
 from invcomp.enhance.residual import to_pixels
 from invcomp.errors import InvcompError
-from invcomp.formats.icz import VERSION_PARTS, Header, decode_file, encode_file, split_file, unpack_header, with_parts
+from invcomp.formats.icz import (
+    VERSION_PARTS,
+    Header,
+    decode_file,
+    encode_file,
+    encode_payload,
+    estimated_payload_sizes,
+    split_file,
+    unpack_header,
+    with_parts,
+)
 from invcomp.inversion.invert import InversionConfig, invert, invert_branches
-from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, PARTS_MSE_WEIGHT, PRIORLESS_BITS, Candidate, Choice
+from invcomp.inversion.quantize import quantize
+from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, PARTS_MSE_WEIGHT, PRIORLESS_BITS, TAIL_SLACK, Candidate, Choice
 from invcomp.inversion.render import render
 from invcomp.io.images import fit_to_square, read_image, resize_to, to_rgb8
 from invcomp.masks.inpaint import MaskOptions, compress_masked
@@ -184,20 +195,54 @@ class Codec:
         cfg = config or self.config()
         return tuple(b for b in bits if cfg.prior_at(b) > 0)
 
+    def branches(self, bits: Sequence[int], config: InversionConfig, parts_bits: Sequence[int] = (),
+                 priorless_bits: Sequence[int] = ()) -> list[tuple[int, float] | tuple[int, float, float]]:
+        """The tails of a targeted fit's run (invert_branches): the depths `bits`, then `parts_bits` fitted for
+        parts, then the priorless depths (compress_candidates gives their files in this order)."""
+        return ([(b, config.mse_weight) for b in bits] + [(b, PARTS_MSE_WEIGHT) for b in parts_bits]
+                + [(b, config.mse_weight, 0.0) for b in self.priorless(priorless_bits, config)])
+
+    def estimated_sizes(self, latents: torch.Tensor, bits: int) -> np.ndarray:
+        """About the bytes of the file (with no stored original size) of each row of latents quantized at `bits`."""
+        r, zeros = self.model.config.latent_range, np.zeros(self.model.config.latent_dim, np.int64)
+        overhead = len(self.encode(zeros, bits)) - len(encode_payload(zeros, bits, r)[1])
+        return estimated_payload_sizes(quantize(latents, bits, r).cpu().numpy(), bits, r) + overhead
+
+    def depths_within(self, max_bytes: int, depths: Sequence[int]) -> Callable[[torch.Tensor], list[bool]]:
+        """invert_branches' `keep` for a byte budget: a depth's tail runs when, for some image of the batch,
+        the shared run's latent quantized at that depth is estimated to fit max_bytes + TAIL_SLACK (a tail
+        moves the codes, so the file it ends with can be smaller than that estimate). The lowest depth always
+        runs: its file is the fallback a budget nothing meets reports."""
+        def keep(z: torch.Tensor) -> list[bool]:
+            flat = z.reshape(-1, z.shape[-1])
+            fits = {b: b == min(depths) or bool(self.estimated_sizes(flat, b).min() <= max_bytes + TAIL_SLACK)
+                    for b in set(depths)}
+            return [fits[b] for b in depths]
+        return keep
+
     def _fit_bases(self, images: Sequence[ImageLike], bits: Sequence[int], config: InversionConfig | None,
                    batch_size: int, progress: Progress | None, parts_bits: Sequence[int],
-                   priorless_bits: Sequence[int] = ()) -> list[list[tuple[Candidate, np.ndarray]]]:
-        """compress_candidates with each file's decoded picture (G(codes) in batches, as decoding gives it)."""
+                   priorless_bits: Sequence[int] = (), max_bytes: int | None = None,
+                   keep: Callable[[torch.Tensor], Sequence[bool]] | None = None
+                   ) -> list[list[tuple[Candidate, np.ndarray] | None]]:
+        """compress_candidates with each file's decoded picture (G(codes) in batches, as decoding gives it).
+        With max_bytes, a depth whose files cannot fit it in any image of a batch is not fitted (None), as
+        with a `keep` of invert_branches'."""
         cfg = config or self.config()
-        branches = ([(b, cfg.mse_weight) for b in bits] + [(b, PARTS_MSE_WEIGHT) for b in parts_bits]
-                    + [(b, cfg.mse_weight, 0.0) for b in self.priorless(priorless_bits, cfg)])
-        out: list[list[tuple[Candidate, np.ndarray]]] = []
+        branches = self.branches(bits, cfg, parts_bits, priorless_bits)
+        if max_bytes is not None:
+            keep = self.depths_within(max_bytes, [b for b, *_ in branches])
+        out: list[list[tuple[Candidate, np.ndarray] | None]] = []
         for chunk in _batches([self.prepare(im) for im in images], batch_size):
             pixels = np.stack([p for p, _ in chunk])
             results = invert_branches(self.model.generator, to_unit(pixels), cfg, branches, self.model.encoder,
-                                      dtype=self.dtype)
-            per_image: list[list[tuple[Candidate, np.ndarray]]] = [[] for _ in chunk]
+                                      dtype=self.dtype, keep=keep)
+            per_image: list[list[tuple[Candidate, np.ndarray] | None]] = [[] for _ in chunk]
             for (b, *_), result in zip(branches, results):
+                if result is None:
+                    for mine in per_image:
+                        mine.append(None)
+                    continue
                 files = [self.encode(c, b, size) for (_, size), c in zip(chunk, result.codes.numpy())]
                 decoded = self.decode_codes(result.codes, b)
                 psnr, ssim = image_quality(pixels, decoded)
@@ -223,10 +268,10 @@ class Codec:
         cfg = options.inversion
         if options.targeted:
             found = self._fit_bases(images, OPERATING_BITS, cfg, batch_size, progress,  # bases fitted for parts too
-                                    PARTS_BITS if options.enhance else (), PRIORLESS_BITS)
+                                    PARTS_BITS if options.enhance else (), PRIORLESS_BITS, options.max_bytes)
             originals = [self.prepare(im)[0] for im in images]
             searched = len(OPERATING_BITS) + (len(PARTS_BITS) if options.enhance else 0)  # then the priorless bases
-            return [choose_enhanced(x, [Base(c.bits, c.data, d, j < searched) for j, (c, d) in enumerate(per)],
+            return [choose_enhanced(x, [Base(f[0].bits, f[0].data, f[1], j < searched) for j, f in enumerate(per) if f],
                                     options.target, options.enhance, PARTS_BITS) for x, per in zip(originals, found)]
         if options.mask is not None:
             files = self.compress_masked(images, options.mask, cfg, user_masks, batch_size, progress)

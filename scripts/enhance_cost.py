@@ -1,8 +1,9 @@
 """What enhancement parts cost in fitting time: a plain fit, a targeted fit without parts (every base
 bit depth in one inversion run, as release 0.1.0's --max-bytes), and the same with the part search
-(`fit --max-bytes`), on the same images in one run.
+(`fit --max-bytes`); and a preset's 4-bit base alone (`--quality 3`) against the same base with one part
+(`--quality 8`); on the same images in one run.
 
-    python scripts/enhance_cost.py --model airplanes32 --n 64 --max-bytes 171
+    python scripts/enhance_cost.py --model airplanes32 --n 64 --max-bytes 171 43
 
 Writes results/enhance/cost_<model>.json and prints the times and their ratios.
 """
@@ -25,14 +26,15 @@ def main() -> None:
     ap.add_argument("--model", default="airplanes32")
     ap.add_argument("--data", default="cifar10_airplane_test.npz")
     ap.add_argument("--n", type=int, default=64)
-    ap.add_argument("--max-bytes", type=int, default=171)
+    ap.add_argument("--max-bytes", type=int, nargs="+", default=[171, 43],
+                    help="budgets; below the larger depths' files a target skips their tails")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     from invcomp.bench.data import load_bench_data
-    from invcomp.codec import Codec, FitOptions
+    from invcomp.codec import Codec, FitOptions, fit_options
     from invcomp.models.device import cpu_flags
 
     codec = Codec(args.model, "cpu")
@@ -40,9 +42,13 @@ def main() -> None:
     codec.compress_batch(images[:4])  # warm-up
     cfg = codec.config()
     runs = {}
-    for name, options in (("plain fit", FitOptions(cfg)),
-                          ("--max-bytes, latent only", FitOptions(cfg, max_bytes=args.max_bytes, enhance=False)),
-                          ("--max-bytes with parts", FitOptions(cfg, max_bytes=args.max_bytes))):
+    fits = [("plain fit", FitOptions(cfg))]
+    for b in args.max_bytes:
+        fits += [(f"--max-bytes {b}, latent only", FitOptions(cfg, max_bytes=b, enhance=False)),
+                 (f"--max-bytes {b} with parts", FitOptions(cfg, max_bytes=b))]
+    fits += [("--quality 3 (4-bit base)", fit_options(cfg, quality=3)),
+             ("--quality 8 (4-bit base, one part)", fit_options(cfg, quality=8))]
+    for name, options in fits:
         t0 = time.perf_counter()
         chosen = codec.choose_files(images, options)
         runs[name] = {"seconds": round(time.perf_counter() - t0, 2),
@@ -51,13 +57,15 @@ def main() -> None:
                       "ssim": round(float(np.mean([c.candidate.ssim for c in chosen])), 4)}
         print(name, runs[name], flush=True)
     base = runs["plain fit"]["seconds"]
+    preset_base = runs["--quality 3 (4-bit base)"]["seconds"]
     report = {"model": args.model, "images": len(images), "threads": args.threads, "max_bytes": args.max_bytes,
               "precision": str(codec.dtype), "avx512_bf16": "avx512_bf16" in cpu_flags(), "runs": runs,
-              "ratio_to_plain_fit": {k: round(v["seconds"] / base, 2) for k, v in runs.items()}}
+              "ratio_to_plain_fit": {k: round(v["seconds"] / base, 2) for k, v in runs.items()},
+              "preset_part_ratio": round(runs["--quality 8 (4-bit base, one part)"]["seconds"] / preset_base, 2)}
     out = ROOT / "results" / "enhance"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"cost_{args.model}.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report["ratio_to_plain_fit"]))
+    print(json.dumps({**report["ratio_to_plain_fit"], "--quality 8 / --quality 3": report["preset_part_ratio"]}))
 
 
 if __name__ == "__main__":

@@ -186,6 +186,17 @@ def encode_payload(codes: np.ndarray, bits: int, latent_range: float) -> tuple[i
     return min(candidates, key=lambda c: len(c[1]))
 
 
+def estimated_payload_sizes(codes: np.ndarray, bits: int, latent_range: float) -> np.ndarray:
+    """Rows of codes (m, n) -> about the payload bytes `encode_payload` would write for each: the Gaussian
+    code's ideal length (plus its check byte), or the raw packing where smaller. For choosing which bit
+    depths are worth fitting at a byte budget, never for writing: zstd can beat it, by a few bytes."""
+    import numpy as np
+
+    cum = np.asarray(arith.gaussian_cumulative(bits, latent_range), dtype=np.float64)
+    ideal = -np.log2(np.diff(cum) / arith.TOTAL)[np.asarray(codes, dtype=np.int64)].sum(-1)
+    return np.minimum(np.ceil(ideal / 8) + 1, bitpack.packed_size(codes.shape[-1], bits))
+
+
 def decode_payload(payload: bytes, encoding: int, n: int, bits: int, latent_range: float) -> np.ndarray:
     expected = bitpack.packed_size(n, bits)
     if encoding != ENCODING_RAW and len(payload) > expected:

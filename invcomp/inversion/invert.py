@@ -266,12 +266,15 @@ def invert_branches(
     progress: Callable[[int, int], None] | None = None,
     loss_fn: LossFn | None = None,
     dtype: torch.dtype = torch.float32,
-) -> list[InversionResult]:
+    keep: Callable[[torch.Tensor], Sequence[bool]] | None = None,
+) -> list[InversionResult | None]:
     """Like `invert_rates`, with tails (bits, mse_weight[, prior_weight]) of their own weights: one result
     per branch, in order. The shared run uses cfg's loss (with cfg.prior_weight); a tail whose pixel-error
     weight differs from cfg.mse_weight ends the search under that weight (the bases fitted for enhancement
     parts, at the cost of a tail instead of a whole run), and each tail under its own prior weight, by
-    default its depth's (`InversionConfig.prior_at`; a custom loss_fn keeps cfg.prior_weight throughout)."""
+    default its depth's (`InversionConfig.prior_at`; a custom loss_fn keeps cfg.prior_weight throughout).
+    keep: given the shared run's latents (restarts x N x latent) when the tails begin, which branches to
+    run; the others' results are None (the rest are unchanged: tails do not interact)."""
     branches = [(int(b[0]), float(b[1]), None if len(b) < 3 else float(b[2])) for b in branches]
     if not branches:
         raise InvcompError("no bit depth given")
@@ -343,6 +346,14 @@ def invert_branches(
                 progress(step + 1, cfg.steps)
 
     run(0, qat_start, z, opt, 1, target_k)
+    wanted = [True] * nb if keep is None else [bool(w) for w in keep(z.detach().view(k, n, d))]
+    if len(wanted) != nb:
+        raise InvcompError(f"keep must say yes or no for each of the {nb} branches, not {len(wanted)}")
+    if not all(wanted):  # the tails' closures (step_loss, run) see these lists
+        branches, priors = [x for x, w in zip(branches, wanted) if w], [x for x, w in zip(priors, wanted) if w]
+        bits, nb = [b for b, _, _ in branches], sum(wanted)
+        if nb == 0:
+            return [None] * len(wanted)
     if nb > 1:  # branch: one copy of z and of Adam's state per bit depth
         z = z.detach().repeat(nb, 1).requires_grad_(True)
         opt = opt.branched(z, nb)
@@ -360,4 +371,5 @@ def invert_branches(
             idx = torch.arange(n, device=device)
             chosen.append((codes.view(k, n, d)[best, idx], loss[best, idx]))
     # plain (non-inference) CPU tensors for the caller
-    return [InversionResult(*(t.cpu().clone() for t in v)) for v in chosen]
+    found = iter([InversionResult(*(t.cpu().clone() for t in v)) for v in chosen])
+    return [next(found) if w else None for w in wanted]

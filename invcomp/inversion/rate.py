@@ -29,6 +29,11 @@ PARTS_MSE_WEIGHT = 100.0
 # "The latent prior weight per bit depth"). One more tail of the shared run.
 PRIORLESS_BITS = (3,)
 
+# A byte budget skips the tails of depths whose files cannot fit it, judged before the tails from the
+# shared run's latent quantized at each depth (`Codec.depths_within`). A tail ends with a file up to this
+# many bytes smaller than that estimate (measured: `scripts/budget_tails_pilot.py`, docs/RESULTS.md).
+TAIL_SLACK = 4
+
 
 def quality_levels(bits: tuple[int, ...] = OPERATING_BITS) -> dict[int, int]:
     """{quality level: bits}; level 1 is the lowest rate."""

@@ -229,9 +229,52 @@ def test_targets_with_parts_also_choose_among_bases_fitted_for_parts(tiny_model,
     monkeypatch.setattr(Codec, "_fit_bases", lambda self, *a, **k: seen.append(a[5:]) or real(self, *a, **k))
     with_parts = codec.choose_files([target], FitOptions(cfg, max_bytes=150, metric="psnr"))[0]
     without = codec.choose_files([target], FitOptions(cfg, max_bytes=150, metric="psnr", enhance=False))[0]
-    # the bases fitted for parts only where parts may follow; the priorless bases for every target
-    assert seen == [(PARTS_BITS, PRIORLESS_BITS), ((), PRIORLESS_BITS)]
+    # the bases fitted for parts only where parts may follow; the priorless bases for every target; the budget
+    assert seen == [(PARTS_BITS, PRIORLESS_BITS, 150), ((), PRIORLESS_BITS, 150)]
     assert with_parts.candidate.size <= 150 and with_parts.candidate.psnr >= without.candidate.psnr
+
+
+def test_a_budget_skips_the_tails_of_depths_that_cannot_fit_it_and_chooses_the_same_files(tiny_model, monkeypatch):
+    """`fit --max-bytes` runs no tail whose depth's file is estimated over budget + TAIL_SLACK (the lowest depth
+    always runs); the files it chooses are those every base gives; the estimates track the files' sizes."""
+    import torch
+
+    from invcomp.codec import FitOptions
+    from invcomp.inversion import invert as inv
+    from invcomp.inversion.quantize import dequantize
+    from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, PRIORLESS_BITS
+
+    target, _ = _pair()
+    codec = Codec(tiny_model, "cpu")
+    cfg = codec.config(steps=6, prior_weight=0.1)
+    every = codec._fit_bases([target], OPERATING_BITS, cfg, 64, None, PARTS_BITS, PRIORLESS_BITS)[0]
+    branches = codec.branches(OPERATING_BITS, cfg, PARTS_BITS, PRIORLESS_BITS)
+    sizes = [c.size for c, _ in every]  # per branch
+    fitted = dict(zip(OPERATING_BITS, sizes))  # the SSIM-fitted depths'
+    r = tiny_model.config.latent_range
+    for (b, *_), (c, _) in zip(branches, every):  # the estimate of a file's size from its latent: within 2 bytes
+        estimate = codec.estimated_sizes(dequantize(torch.as_tensor(codec.decode(c.data)[1])[None], b, r), b)[0]
+        assert c.size - 2 <= estimate <= c.size + 2
+    kept = []
+    real = inv.invert_branches
+
+    def spy(*a, keep=None, **k):
+        return real(*a, keep=lambda z: kept.append(keep(z)) or kept[-1], **k)
+    monkeypatch.setattr("invcomp.codec.invert_branches", spy)
+    searched = len(OPERATING_BITS) + len(PARTS_BITS)
+    budgets = (3, fitted[2] + 1, fitted[3] + 2, fitted[5] + 30, 10_000)  # 3 bytes: nothing fits
+    for budget in budgets:
+        for metric in ("ssim", "psnr"):
+            options = FitOptions(cfg, max_bytes=budget, metric=metric)
+            got = codec.choose_files([target], options)[0]
+            want = choose_enhanced(target, [Base(c.bits, c.data, d, j < searched) for j, (c, d) in enumerate(every)],
+                                   options.target, True, PARTS_BITS)
+            assert got.candidate == want.candidate and got.met == want.met
+    runs = kept[::2]  # one per budget (each ran for both metrics)
+    assert runs[0] == [True] + [False] * (len(branches) - 1)  # only the lowest depth, the fallback
+    assert all(runs[-1])
+    for run, budget in zip(runs, budgets):
+        assert all(ran or size > budget for ran, size in zip(run, sizes))  # no file that fits was skipped
 
 
 def test_priorless_bases_are_the_files_of_a_schedule_without_the_prior_at_that_depth(tiny_model):

@@ -84,6 +84,31 @@ def test_branches_apply_their_own_pixel_weight():
         invert_branches(g, x, cfg, [(4, 5.0)], loss_fn=image_loss)
 
 
+def test_keep_skips_tails_and_leaves_the_others_unchanged():
+    """keep sees the shared run's latents (restarts x N x latent) and names the tails to run: those run give
+    exactly the files they give with every tail run; the others are None."""
+    from invcomp.inversion.invert import invert_branches
+    from invcomp.models.nets import Generator
+
+    torch.manual_seed(0)
+    g = Generator(TINY).eval().requires_grad_(False)
+    x = _targets()
+    cfg = InversionConfig(bits=3, steps=20, restarts=2, seed=1, lr=0.1, prior_weight=0.2)
+    branches = [(2, 1.0), (4, 1.0), (4, 100.0), (6, 1.0, 0.0)]
+    every = invert_branches(g, x, cfg, branches)
+    shapes = []
+    some = invert_branches(g, x, cfg, branches, keep=lambda z: shapes.append(tuple(z.shape)) or [False, True, False, True])
+    assert shapes == [(2, len(x), TINY.latent_dim)]
+    assert some[0] is None and some[2] is None
+    for i in (1, 3):
+        assert torch.equal(some[i].codes, every[i].codes)
+    one = invert_branches(g, x, cfg, branches, keep=lambda z: [False, False, True, False])
+    assert torch.equal(one[2].codes, every[2].codes) and one.count(None) == 3
+    assert invert_branches(g, x, cfg, branches, keep=lambda z: [False] * 4) == [None] * 4
+    with pytest.raises(InvcompError, match="each of the 4 branches"):
+        invert_branches(g, x, cfg, branches, keep=lambda z: [True])
+
+
 def test_a_branch_with_its_own_prior_weight_is_the_tail_a_schedule_gives():
     """(bits, mse_weight, prior_weight): the tail under that prior weight, exactly the file a config whose
     schedule gives that depth the weight fits (the shared run keeps cfg.prior_weight); the weight matters."""
