@@ -5,7 +5,8 @@ bit depth in one inversion run, as release 0.1.0's --max-bytes), and the same wi
 
     python scripts/enhance_cost.py --model airplanes32 --n 64 --max-bytes 171 43
 
-Writes results/enhance/cost_<model>.json and prints the times and their ratios.
+Writes results/enhance/cost_<model>.json (cost_<model>_batch<B>.json with --batch-size B other than 64)
+and prints the times and their ratios.
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def main() -> None:
     ap.add_argument("--max-bytes", type=int, nargs="+", default=[171, 43],
                     help="budgets; below the larger depths' files a target skips their tails")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=64,
+                    help="images fitted together (1: one at a time, as `fit` on one file)")
     args = ap.parse_args()
     import torch
 
@@ -50,7 +53,7 @@ def main() -> None:
              ("--quality 8 (4-bit base, one part)", fit_options(cfg, quality=8))]
     for name, options in fits:
         t0 = time.perf_counter()
-        chosen = codec.choose_files(images, options)
+        chosen = codec.choose_files(images, options, batch_size=args.batch_size)
         runs[name] = {"seconds": round(time.perf_counter() - t0, 2),
                       "mean_bytes": round(float(np.mean([c.candidate.size for c in chosen])), 2),
                       "psnr": round(float(np.mean([c.candidate.psnr for c in chosen])), 3),
@@ -58,13 +61,15 @@ def main() -> None:
         print(name, runs[name], flush=True)
     base = runs["plain fit"]["seconds"]
     preset_base = runs["--quality 3 (4-bit base)"]["seconds"]
-    report = {"model": args.model, "images": len(images), "threads": args.threads, "max_bytes": args.max_bytes,
+    report = {"model": args.model, "images": len(images), "threads": args.threads, "batch_size": args.batch_size,
+              "max_bytes": args.max_bytes,
               "precision": str(codec.dtype), "avx512_bf16": "avx512_bf16" in cpu_flags(), "runs": runs,
               "ratio_to_plain_fit": {k: round(v["seconds"] / base, 2) for k, v in runs.items()},
               "preset_part_ratio": round(runs["--quality 8 (4-bit base, one part)"]["seconds"] / preset_base, 2)}
     out = ROOT / "results" / "enhance"
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"cost_{args.model}.json").write_text(json.dumps(report, indent=2) + "\n")
+    stem = f"cost_{args.model}" + ("" if args.batch_size == 64 else f"_batch{args.batch_size}")
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({**report["ratio_to_plain_fit"], "--quality 8 / --quality 3": report["preset_part_ratio"]}))
 
 

@@ -16,6 +16,7 @@ def test_round_trip_and_deterministic(tiny_model, rng_image):
 
 
 def test_batch_equals_single(tiny_model, rng_image):
+    """The random starts do not depend on the batch (with a real generator the kernels' rounding can)."""
     imgs = [rng_image, rng_image[::-1].copy(), rng_image[:, ::-1].copy()]
     batch = compress_batch(imgs, model=tiny_model, device="cpu", **FAST)
     assert batch[1] == compress(imgs[1], model=tiny_model, device="cpu", **FAST)

@@ -294,8 +294,10 @@ def invert_branches(
         raise InvcompError(f"targets must be N x 3 x {ncfg.resolution} x {ncfg.resolution}, got {tuple(targets.shape)}")
     n, k, d, r = targets.shape[0], cfg.restarts, ncfg.latent_dim, ncfg.latent_range
     targets = targets.to(device)
-    # Random starts and noise come from a stream per image, seeded by its pixels and cfg.seed,
-    # so an image gets the same file whether it is fitted alone or in any batch.
+    # Random starts and noise come from a stream per image, seeded by its pixels and cfg.seed, so they do
+    # not depend on the batch. The arithmetic can: CPU kernels pick their algorithm by batch size, so with a
+    # real generator a file fitted in a batch may differ by a few codes from one fitted alone (both decode
+    # exactly; the tiny test nets give equal files, tests/test_codec.py).
     streams = [torch.Generator().manual_seed(_image_seed(t, cfg.seed)) for t in targets.cpu()]
     starts = torch.stack([torch.randn(k, d, generator=s) for s in streams], 1).clamp(-r, r).to(device)
     if encoder is not None and cfg.use_encoder:
