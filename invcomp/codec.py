@@ -30,8 +30,8 @@ from invcomp.formats.icz import (
     Header,
     decode_file,
     encode_file,
-    encode_payload,
     estimated_payload_sizes,
+    join_file,
     split_file,
     unpack_header,
     with_parts,
@@ -204,9 +204,9 @@ class Codec:
 
     def estimated_sizes(self, latents: torch.Tensor, bits: int) -> np.ndarray:
         """About the bytes of the file (with no stored original size) of each row of latents quantized at `bits`."""
-        r, zeros = self.model.config.latent_range, np.zeros(self.model.config.latent_dim, np.int64)
-        overhead = len(self.encode(zeros, bits)) - len(encode_payload(zeros, bits, r)[1])
-        return estimated_payload_sizes(quantize(latents, bits, r).cpu().numpy(), bits, r) + overhead
+        r = self.model.config.latent_range
+        header = len(join_file(Header(self.model.fingerprint, bits, 0, None), b"", []))  # what a file adds to its payload
+        return estimated_payload_sizes(quantize(latents, bits, r).cpu().numpy(), bits, r) + header
 
     def depths_within(self, max_bytes: int, depths: Sequence[int]) -> Callable[[torch.Tensor], list[bool]]:
         """invert_branches' `keep` for a byte budget: a depth's tail runs when, for some image of the batch,
