@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.5.1"
+__version__ = "0.5.2"
 
 _PUBLIC = {
     "Codec": "invcomp.codec", "FitOptions": "invcomp.codec", "compress": "invcomp.codec",
