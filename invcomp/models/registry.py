@@ -74,7 +74,7 @@ MODELS: tuple[ModelInfo, ...] = tuple(
                   test_data="flowers_32_test.npz"),
         ModelInfo("flowers32", "flowers32.v2.pt", 32, 128, "eb733cec1d70dc2e1773694fbbc4bf7e496096ed04e2504b0bda7017a48ac2da",
                   "flowers32.v2.encoder.pt", "bf3d8de81eb2d3ffd9c86623ead88f76eb87ad96a615a7217a1f55f47172db0d",
-                  default_bits=3, domain="Oxford flowers, 32x32 (pretrained/flowers32.md, version 2)",
+                  default_bits=3, prior_weights=((4, 0.0), (5, 0.0), (6, 0.0)), domain="Oxford flowers, 32x32 (pretrained/flowers32.md, version 2)",
                   test_data="flowers_32_test.npz", version=2),
         ModelInfo("flowers64", "flowers64.pt", 64, 256, "b489e5127b79761c6da6de638290ed9bd435df1ea2b19733bceacc6e0e5899e6",
                   "flowers64.encoder.pt", "1d180ad3b381926836531b99e28cadb57497803a88f01f64d99f93eec154bc59",
