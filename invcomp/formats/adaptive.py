@@ -22,6 +22,7 @@ RATE = 4  # adaptation speed: small files (a few thousand decisions) want fast a
 PROB_MIN = 1 << 6
 HALF_PROB = TOTAL // 2
 BYPASS = -1  # the context of a bypass bit in `BitEncoder.code`
+_PROB_MAX = TOTAL - PROB_MIN
 
 
 def _adapt(p0: int, bit: int) -> int:
@@ -124,8 +125,9 @@ class BitDecoder:
     decodes a bounded number of decisions)."""
 
     def __init__(self, data: bytes, contexts: Sequence[int]):
-        self.p = list(contexts)
-        self.bits = [(byte >> (7 - i)) & 1 for byte in data for i in range(8)]
+        self.p = [*contexts, HALF_PROB]  # the last one: bypass decisions'
+        self._bypass = len(self.p) - 1
+        self.bits = np.unpackbits(np.frombuffer(bytes(data), dtype=np.uint8)).tolist()
         self.pos = 0
         self.value = 0
         for _ in range(_PRECISION):
@@ -136,39 +138,48 @@ class BitDecoder:
         self.pos += 1
         return self.bits[self.pos - 1] if self.pos <= len(self.bits) else 0
 
-    def _code(self, p0: int) -> int:
-        span = self.high - self.low + 1
-        split = self.low + (span * p0 >> TOTAL_BITS) - 1
-        if self.value > split:
-            bit, self.low = 1, split + 1
-        else:
-            bit, self.high = 0, split
-        low, high, value = self.low, self.high, self.value
-        while True:
-            if high < _HALF:
-                pass
-            elif low >= _HALF:
-                low -= _HALF
-                high -= _HALF
-                value -= _HALF
-            elif low >= _QUARTER and high < _HALF + _QUARTER:
-                low -= _QUARTER
-                high -= _QUARTER
-                value -= _QUARTER
-            else:
-                break
-            low, high = 2 * low, 2 * high + 1
-            value = (value << 1) | self._next()
-        self.low, self.high, self.value = low, high, value
-        return bit
-
     def bit(self, ctx: int) -> int:
-        b = self._code(self.p[ctx])
-        self.p[ctx] = _adapt(self.p[ctx], b)
+        """One decision under context ctx, then the context's adaptation: everything in locals, as in the
+        encoder's `code` loop (a decoder goes a decision at a time: the syntax picks the next context
+        from the bits decoded so far)."""
+        p = self.p
+        p0 = p[ctx]
+        low, high, value = self.low, self.high, self.value
+        split = low + ((high - low + 1) * p0 >> TOTAL_BITS) - 1
+        if value > split:
+            b, low = 1, split + 1
+            p0 -= p0 >> RATE
+        else:
+            b, high = 0, split
+            p0 += (TOTAL - p0) >> RATE
+        p[ctx] = PROB_MIN if p0 < PROB_MIN else _PROB_MAX if p0 > _PROB_MAX else p0
+        if high < _HALF or low >= _HALF or (low >= _QUARTER and high < _HALF + _QUARTER):
+            bits, pos = self.bits, self.pos
+            end = len(bits)
+            while True:
+                if high < _HALF:
+                    pass
+                elif low >= _HALF:
+                    low -= _HALF
+                    high -= _HALF
+                    value -= _HALF
+                elif low >= _QUARTER and high < _HALF + _QUARTER:
+                    low -= _QUARTER
+                    high -= _QUARTER
+                    value -= _QUARTER
+                else:
+                    break
+                low, high = 2 * low, 2 * high + 1
+                value = (value << 1) | (bits[pos] if pos < end else 0)  # past the end: zeros
+                pos += 1
+            self.pos = pos
+        self.low, self.high, self.value = low, high, value
         return b
 
     def bypass(self) -> int:
-        return self._code(HALF_PROB)
+        """A decision at probability 1/2: `bit` on a context of its own, set back to 1/2 every time."""
+        self.p[self._bypass] = HALF_PROB
+        return self.bit(self._bypass)
 
     @property
     def bits_read(self) -> int:

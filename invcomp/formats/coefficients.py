@@ -132,10 +132,15 @@ def decode(data: bytes, shape: tuple[int, int, int, int], chroma: tuple[bool, ..
     """The coefficients `encode` wrote, as nested lists (channels, rows, cols, n*n). Bounded work:
     at most a fixed number of decisions per coefficient, whatever the bytes."""
     dec = BitDecoder(data, START)
+    bit, bypass = dec.bit, dec.bypass
     channels, rows, cols, size = shape
     out = []
     for c in range(channels):
         ct = int(chroma[c])
+        sig_ctx = [_SIG + BANDS * ct + band(pos) for pos in range(size)]
+        last_ctx = [_LAST + BANDS * ct + band(pos) for pos in range(size)]
+        gt1_ctx = [_GT1 + 5 * ct + min(4, big) for big in range(size + 1)]
+        level_ctx = [_LEVEL + 4 * ct + min(k - 2, 3) for k in range(UNARY_MAX + 1)]
         coded = [[False] * cols for _ in range(rows)]
         plane = []
         for r in range(rows):
@@ -143,33 +148,34 @@ def decode(data: bytes, shape: tuple[int, int, int, int], chroma: tuple[bool, ..
             for q in range(cols):
                 block = [0] * size
                 near = (r > 0 and coded[r - 1][q]) + (q > 0 and coded[r][q - 1])
-                if dec.bit(_CBF + 3 * ct + near):
+                if bit(_CBF + 3 * ct + near):
                     coded[r][q] = True
                     nz = []
                     for pos in range(size):
                         if pos == size - 1:
                             nz.append(pos)
                             break
-                        if dec.bit(_SIG + BANDS * ct + band(pos)):
+                        if bit(sig_ctx[pos]):
                             nz.append(pos)
-                            if dec.bit(_LAST + BANDS * ct + band(pos)):
+                            if bit(last_ctx[pos]):
                                 break
                     big = 0
                     for pos in nz:
-                        mag = _read_magnitude(dec, ct, big)
+                        mag = _read_magnitude(dec, gt1_ctx[big], level_ctx)
                         big += mag > 1
-                        block[pos] = -mag if dec.bypass() else mag
+                        block[pos] = -mag if bypass() else mag
                 row.append(block)
             plane.append(row)
         out.append(plane)
     return out
 
 
-def _read_magnitude(dec: BitDecoder, ct: int, big: int) -> int:
-    if not dec.bit(_GT1 + 5 * ct + min(4, big)):
+def _read_magnitude(dec: BitDecoder, gt1: int, level: list[int]) -> int:
+    """|v| from its unary decisions under contexts gt1 (|v| > 1) and level[k] (|v| > k), then exp-Golomb."""
+    if not dec.bit(gt1):
         return 1
     for k in range(2, UNARY_MAX + 1):
-        if not dec.bit(_LEVEL + 4 * ct + min(k - 2, 3)):
+        if not dec.bit(level[k]):
             return k
     zeros = 0
     while not dec.bypass():
