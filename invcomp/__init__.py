@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.5.2"
+__version__ = "0.5.3"
 
 _PUBLIC = {
     "Codec": "invcomp.codec", "FitOptions": "invcomp.codec", "compress": "invcomp.codec",

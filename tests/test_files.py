@@ -151,7 +151,7 @@ def test_pack_force_keeps_the_mode_of_the_archive_it_replaces(tmp_path, pngs, ti
 def test_every_registered_version_is_distinct_and_the_newest_is_what_a_name_means():
     assert sorted(m.key for m in registry.MODELS) == [
         "airplanes32@1", "airplanes32@2", "automobiles32@1", "automobiles32@2", "automobiles32@3", "flowers32@1", "flowers32@2",
-        "flowers64@1", "flowers64@2", "flowers64@3"]
+        "flowers32@3", "flowers64@1", "flowers64@2", "flowers64@3"]
     keys = [m.key for m in registry.MODELS]
     assert len(set(keys)) == len(keys)
     # the fingerprint is a file's only link to its generator: no two versions may share one
@@ -164,6 +164,7 @@ def test_every_registered_version_is_distinct_and_the_newest_is_what_a_name_mean
     assert registry.find("airplanes32@3") is None and registry.find("nope") is None
     assert registry.find("flowers64") is registry.find("flowers64@3") is not registry.find("flowers64@2")
     assert registry.find("automobiles32") is registry.find("automobiles32@3") is not registry.find("automobiles32@2")
+    assert registry.find("flowers32") is registry.find("flowers32@3") is not registry.find("flowers32@2")
 
 
 def test_models_command_lists_versions_and_fingerprints():
@@ -172,7 +173,8 @@ def test_models_command_lists_versions_and_fingerprints():
         (m.name, m.version, m.fingerprint.hex()) for m in registry.MODELS}
     assert all(r["key"] == f"{r['name']}@{r['version']}" for r in rows)
     assert sorted(r["key"] for r in rows if not r["newest"]) == [  # the old versions stay listed
-        "airplanes32@1", "automobiles32@1", "automobiles32@2", "flowers32@1", "flowers64@1", "flowers64@2"]
+        "airplanes32@1", "automobiles32@1", "automobiles32@2", "flowers32@1", "flowers32@2", "flowers64@1",
+        "flowers64@2"]
     text = _run(["models"]).stdout
     assert "version" in text.splitlines()[0] and "d7a577" in text
 
