@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from invcomp.formats.arith import TOTAL, TOTAL_BITS
+from invcomp.formats.arith import TOTAL, TOTAL_BITS, renormalize
 
 _PRECISION = 32
 _FULL = (1 << _PRECISION) - 1
@@ -153,26 +153,8 @@ class BitDecoder:
             b, high = 0, split
             p0 += (TOTAL - p0) >> RATE
         p[ctx] = PROB_MIN if p0 < PROB_MIN else _PROB_MAX if p0 > _PROB_MAX else p0
-        if high < _HALF or low >= _HALF or (low >= _QUARTER and high < _HALF + _QUARTER):
-            bits, pos = self.bits, self.pos
-            end = len(bits)
-            while True:
-                if high < _HALF:
-                    pass
-                elif low >= _HALF:
-                    low -= _HALF
-                    high -= _HALF
-                    value -= _HALF
-                elif low >= _QUARTER and high < _HALF + _QUARTER:
-                    low -= _QUARTER
-                    high -= _QUARTER
-                    value -= _QUARTER
-                else:
-                    break
-                low, high = 2 * low, 2 * high + 1
-                value = (value << 1) | (bits[pos] if pos < end else 0)  # past the end: zeros
-                pos += 1
-            self.pos = pos
+        if high < _HALF or low >= _HALF or (low >= _QUARTER and high < _HALF + _QUARTER):  # else nothing to do
+            low, high, value, self.pos = renormalize(low, high, value, self.bits, self.pos)
         self.low, self.high, self.value = low, high, value
         return b
 

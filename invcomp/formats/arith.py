@@ -161,16 +161,8 @@ def encode(symbols: list[int], cum: tuple[int, ...]) -> bytes:
 def decode(data: bytes, n: int, cum: tuple[int, ...]) -> list[int]:
     """n symbols; reads past the end of data as zero bits. Always terminates (n steps)."""
     bits = [(byte >> (7 - i)) & 1 for byte in data for i in range(8)]
-    pos = 0
-
-    def next_bit() -> int:
-        nonlocal pos
-        pos += 1
-        return bits[pos - 1] if pos <= len(bits) else 0
-
-    value = 0
-    for _ in range(_PRECISION):
-        value = (value << 1) | next_bit()
+    padded = bits[:_PRECISION] + [0] * (_PRECISION - len(bits))
+    value, pos = int("".join(map(str, padded)), 2), min(len(bits), _PRECISION)
     low, high = 0, _FULL
     levels = len(cum) - 1
     out = []
@@ -188,19 +180,28 @@ def decode(data: bytes, n: int, cum: tuple[int, ...]) -> list[int]:
         out.append(s)
         high = low + span * cum[s + 1] // TOTAL - 1
         low = low + span * cum[s] // TOTAL
-        while True:
-            if high < _HALF:
-                pass
-            elif low >= _HALF:
-                low -= _HALF
-                high -= _HALF
-                value -= _HALF
-            elif low >= _QUARTER and high < _HALF + _QUARTER:
-                low -= _QUARTER
-                high -= _QUARTER
-                value -= _QUARTER
-            else:
-                break
-            low, high = 2 * low, 2 * high + 1
-            value = (value << 1) | next_bit()
+        low, high, value, pos = renormalize(low, high, value, bits, pos)
     return out
+
+
+def renormalize(low: int, high: int, value: int, bits: list[int], pos: int) -> tuple[int, int, int, int]:
+    """The decoder's renormalisation after a decision (Witten-Neal-Cleary): widen the interval, reading the
+    next bits into value; bits past the end read as zeros. -> (low, high, value, position in bits)."""
+    end = len(bits)
+    while True:
+        if high < _HALF:
+            pass
+        elif low >= _HALF:
+            low -= _HALF
+            high -= _HALF
+            value -= _HALF
+        elif low >= _QUARTER and high < _HALF + _QUARTER:
+            low -= _QUARTER
+            high -= _QUARTER
+            value -= _QUARTER
+        else:
+            break
+        low, high = 2 * low, 2 * high + 1
+        value = (value << 1) | (bits[pos] if pos < end else 0)
+        pos += 1
+    return low, high, value, pos
