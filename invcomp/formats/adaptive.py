@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from invcomp.formats.arith import TOTAL, TOTAL_BITS, renormalize
+from invcomp.formats.arith import TOTAL, TOTAL_BITS, first_value, renormalize
 
 _PRECISION = 32
 _FULL = (1 << _PRECISION) - 1
@@ -128,15 +128,8 @@ class BitDecoder:
         self.p = [*contexts, HALF_PROB]  # the last one: bypass decisions'
         self._bypass = len(self.p) - 1
         self.bits = np.unpackbits(np.frombuffer(bytes(data), dtype=np.uint8)).tolist()
-        self.pos = 0
-        self.value = 0
-        for _ in range(_PRECISION):
-            self.value = (self.value << 1) | self._next()
+        self.value, self.pos = first_value(self.bits)
         self.low, self.high = 0, _FULL
-
-    def _next(self) -> int:
-        self.pos += 1
-        return self.bits[self.pos - 1] if self.pos <= len(self.bits) else 0
 
     def bit(self, ctx: int) -> int:
         """One decision under context ctx, then the context's adaptation: everything in locals, as in the
@@ -162,8 +155,3 @@ class BitDecoder:
         """A decision at probability 1/2: `bit` on a context of its own, set back to 1/2 every time."""
         self.p[self._bypass] = HALF_PROB
         return self.bit(self._bypass)
-
-    @property
-    def bits_read(self) -> int:
-        """How many bits of the input the decoder has consumed (beyond the end counts too)."""
-        return self.pos

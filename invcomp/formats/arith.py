@@ -161,8 +161,7 @@ def encode(symbols: list[int], cum: tuple[int, ...]) -> bytes:
 def decode(data: bytes, n: int, cum: tuple[int, ...]) -> list[int]:
     """n symbols; reads past the end of data as zero bits. Always terminates (n steps)."""
     bits = [(byte >> (7 - i)) & 1 for byte in data for i in range(8)]
-    padded = bits[:_PRECISION] + [0] * (_PRECISION - len(bits))
-    value, pos = int("".join(map(str, padded)), 2), min(len(bits), _PRECISION)
+    value, pos = first_value(bits)
     low, high = 0, _FULL
     levels = len(cum) - 1
     out = []
@@ -182,6 +181,11 @@ def decode(data: bytes, n: int, cum: tuple[int, ...]) -> list[int]:
         low = low + span * cum[s] // TOTAL
         low, high, value, pos = renormalize(low, high, value, bits, pos)
     return out
+
+
+def first_value(bits: list[int]) -> tuple[int, int]:
+    """A decoder's starting value: the first 32 bits (zeros past the end), and the position after them."""
+    return int("".join(map(str, bits[:_PRECISION])).ljust(_PRECISION, "0"), 2), _PRECISION
 
 
 def renormalize(low: int, high: int, value: int, bits: list[int], pos: int) -> tuple[int, int, int, int]:
