@@ -31,9 +31,9 @@ def main() -> None:
     codec, images, webp0 = pilot_images(args)
     cfg = codec.config()
     priorless = codec.priorless(PRIORLESS_BITS, cfg)
-    found = codec.compress_candidates(list(images), OPERATING_BITS, cfg, parts_bits=PARTS_BITS, priorless_bits=PRIORLESS_BITS)
+    found = codec._fit_bases(list(images), OPERATING_BITS, cfg, 64, None, PARTS_BITS, PRIORLESS_BITS)  # with the pictures
     names = [f"s{b}" for b in OPERATING_BITS] + [f"p{b}" for b in PARTS_BITS] + [f"n{b}" for b in priorless]
-    bases = [[choose.Base(c.bits, c.data, codec.decompress(c.data), not n.startswith("n")) for c, n in zip(per, names)]
+    bases = [[choose.Base(c.bits, c.data, pixels, not n.startswith("n")) for (c, pixels), n in zip(per, names)]
              for per in found]
     first = names.index(f"s{min(OPERATING_BITS)}")
     others = [i for i in range(len(names)) if i != first]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from invcomp.formats.arith import TOTAL, TOTAL_BITS, first_value, renormalize
+from invcomp.formats.arith import TOTAL, TOTAL_BITS, first_value, renormalize, unpack_bits
 
 _PRECISION = 32
 _FULL = (1 << _PRECISION) - 1
@@ -127,7 +127,7 @@ class BitDecoder:
     def __init__(self, data: bytes, contexts: Sequence[int]):
         self.p = [*contexts, HALF_PROB]  # the last one: bypass decisions'
         self._bypass = len(self.p) - 1
-        self.bits = np.unpackbits(np.frombuffer(bytes(data), dtype=np.uint8)).tolist()
+        self.bits = unpack_bits(data)
         self.value, self.pos = first_value(self.bits)
         self.low, self.high = 0, _FULL
 

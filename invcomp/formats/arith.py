@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from decimal import Decimal, localcontext
 from functools import lru_cache
 
+import numpy as np
+
 from invcomp.errors import InvcompError
 
 _PRECISION = 32
@@ -160,7 +162,7 @@ def encode(symbols: list[int], cum: tuple[int, ...]) -> bytes:
 
 def decode(data: bytes, n: int, cum: tuple[int, ...]) -> list[int]:
     """n symbols; reads past the end of data as zero bits. Always terminates (n steps)."""
-    bits = [(byte >> (7 - i)) & 1 for byte in data for i in range(8)]
+    bits = unpack_bits(data)
     value, pos = first_value(bits)
     low, high = 0, _FULL
     levels = len(cum) - 1
@@ -181,6 +183,11 @@ def decode(data: bytes, n: int, cum: tuple[int, ...]) -> list[int]:
         low = low + span * cum[s] // TOTAL
         low, high, value, pos = renormalize(low, high, value, bits, pos)
     return out
+
+
+def unpack_bits(data: bytes) -> list[int]:
+    """A decoder's input as bits, most significant first."""
+    return np.unpackbits(np.frombuffer(bytes(data), dtype=np.uint8)).tolist()
 
 
 def first_value(bits: list[int]) -> tuple[int, int]:
