@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from decimal import Decimal, localcontext
 from functools import lru_cache
 
-import numpy as np
-
 from invcomp.errors import InvcompError
 
 _PRECISION = 32
@@ -185,9 +183,12 @@ def decode(data: bytes, n: int, cum: tuple[int, ...]) -> list[int]:
     return out
 
 
+_BYTE_BITS = tuple(tuple((v >> (7 - i)) & 1 for i in range(8)) for v in range(256))
+
+
 def unpack_bits(data: bytes) -> list[int]:
-    """A decoder's input as bits, most significant first."""
-    return np.unpackbits(np.frombuffer(bytes(data), dtype=np.uint8)).tolist()
+    """A decoder's input as bits, most significant first (no numpy: header commands import this module)."""
+    return [b for byte in data for b in _BYTE_BITS[byte]]
 
 
 def first_value(bits: list[int]) -> tuple[int, int]:
