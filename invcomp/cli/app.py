@@ -20,9 +20,15 @@ def _root() -> None:
     """Generative image compression by GAN latent inversion."""
 
 
+def short_help(command) -> str:
+    """A command's line in `invcomp --help`: its docstring's first paragraph on one line (typer would keep
+    the docstring's line breaks there, mid-sentence)."""
+    return " ".join((command.__doc__ or "").strip().split("\n\n")[0].split())
+
+
 for command in (codec.fit, codec.decode, codec.info, codec.trim, codec.models, archive.pack, archive.unpack, archive.ls,
                 archive.verify, archive.add, archive.merge, bench.bench, bench.evaluate, bench.ablate, train.train):
-    app.command(name=command.__name__)(command)
+    app.command(name=command.__name__, short_help=short_help(command))(command)
 app.add_typer(data.app, name="data")
 
 

@@ -117,3 +117,16 @@ def test_fit_model_auto_picks_a_model_per_image(tmp_path):
     for row in rows:  # each file names its own model and decodes without being told which
         r = CliRunner().invoke(app, ["decode", row["output"], "--device", "cpu"])
         assert r.exit_code == 0, r.output
+
+
+def test_help_lists_each_command_on_one_paragraph():
+    """`invcomp --help` shows each command's first docstring paragraph, re-wrapped (not broken where the
+    docstring's lines break)."""
+    from invcomp.cli.app import short_help
+    from invcomp.cli.codec import trim
+
+    r = runner.invoke(app, ["--help"], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    line = short_help(trim)
+    assert "\n" not in line and line.startswith("Make a smaller file") and line.endswith("that quality).")
+    assert "without fitting again (the result is exactly" in r.output
