@@ -441,9 +441,10 @@ def compress_batch(images: Sequence[ImageLike], model: ModelLike = DEFAULT_MODEL
         return codec.compress_batch(pixels, opts.inversion, batch_size)
     users = user_masks_for(mask, pixels, codec.resolution) if mask is not None else None
     choices = codec.choose_files(pixels, opts, users, batch_size)
+    over = [f"image {i}: {c.reason}" for i, c in enumerate(choices) if not c.within(max_bytes)]
+    if over:
+        raise InvcompError(f"{len(over)} image(s) cannot meet --max-bytes {max_bytes} ({'; '.join(over[:3])})")
     unmet = [f"image {i}: {c.reason}" for i, c in enumerate(choices) if not c.met]
-    if unmet and max_bytes is not None:
-        raise InvcompError(f"{len(unmet)} image(s) cannot meet --max-bytes {max_bytes} ({'; '.join(unmet[:3])})")
     if unmet:
         import warnings
 

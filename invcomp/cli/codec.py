@@ -113,7 +113,7 @@ def fit(
                 users = [user_masks[i] for i in part] if mask is not None else None
                 for i, choice in zip(part, codec.choose_files([pixels[i] for i in part], plans[name], users, batch_size)):
                     choices[i] = choice
-                    if choice.met or max_bytes is None:  # a byte limit that is not met writes nothing
+                    if choice.within(max_bytes):  # a file over the byte limit is not written
                         write_atomic(targets[i], choice.candidate.data)
                 done += len(part)
                 bar.update(done, len(inputs))
@@ -121,7 +121,7 @@ def fit(
     rows = []
     for src, dst, choice, name in zip(inputs, targets, choices, chosen):
         c, s = choice.candidate, codecs[name].resolution
-        row = {"input": str(src), "output": str(dst) if choice.met or max_bytes is None else None, "model": name,
+        row = {"input": str(src), "output": str(dst) if choice.within(max_bytes) else None, "model": name,
                "bytes": c.size, "bits": c.bits, "parts": len(split_file(c.data)[2]), "bpp": round(8 * c.size / (s * s), 4),
                "psnr": round(c.psnr, 3), "ssim": round(c.ssim, 4)}
         if targeted:

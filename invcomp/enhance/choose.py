@@ -152,9 +152,12 @@ def _search(image: np.ndarray, base: Base, target: Target, block: int, guess: in
         step = first_true(fits, 0, last, guess)
         return (file_of(step), step) if step <= last else (None, guess)
     # quality targets: steps run from "too large" through "meets the targets" to "too poor"; the last that meets them
-    step = first_true(lambda s: fits(s) and not target.good(file_of(s).psnr, file_of(s).ssim), 0, last, guess) - 1
+    poor = first_true(lambda s: fits(s) and not target.good(file_of(s).psnr, file_of(s).ssim), 0, last, guess)
+    step = poor - 1
     if step >= 0 and fits(step) and target.good(file_of(step).psnr, file_of(step).ssim):
         return file_of(step), step
+    if poor <= last:  # no step meets them: the finest step that fits, this base's best try (steps finer are too large)
+        return file_of(poor), poor
     return None, guess
 
 
@@ -186,8 +189,13 @@ def _order(metric: str) -> Callable[[float, float], tuple[float, float]]:
     return (lambda psnr, ssim: (ssim, psnr)) if metric == "ssim" else (lambda psnr, ssim: (psnr, ssim))
 
 
-def _score(target: Target) -> Callable[[Candidate], tuple[float, float]]:
-    order = _order(target.metric)
+def _score(target: Target, missed: bool = False) -> Callable[[Candidate], tuple[float, float]]:
+    """How candidates rank: by `metric`; for a missed quality target (`missed`), by the one metric targeted when
+    only one is, so that the file kept is the closest to it."""
+    metric = target.metric
+    if missed and (target.target_ssim is None) != (target.target_psnr is None):
+        metric = "ssim" if target.target_ssim is not None else "psnr"
+    order = _order(metric)
     return lambda c: order(c.psnr, c.ssim)
 
 
@@ -201,7 +209,7 @@ def _pick(candidates: list[Candidate], target: Target) -> Choice:
         meeting = [c for c in fitting if target.good(c.psnr, c.ssim)]
         if meeting:
             return Choice(min(meeting, key=lambda c: (c.size, [-v for v in score(c)])), True)
-        best = max(fitting, key=score)
+        best = max(fitting, key=_score(target, missed=True))
         wanted = " and ".join(f"{name} {v}" for name, v in (("SSIM", target.target_ssim), ("PSNR", target.target_psnr))
                               if v is not None)
         return Choice(best, False, f"best reached is SSIM {best.ssim:.4f}, PSNR {best.psnr:.2f} dB < target {wanted}")

@@ -68,6 +68,11 @@ class Choice:
     met: bool  # False: no operating point meets the target; candidate is the closest one
     reason: str = ""
 
+    def within(self, max_bytes: int | None) -> bool:
+        """Whether the file keeps a byte limit (None: no limit): a file over it is never written, while one that
+        keeps it and misses a quality target is, marked as missing it."""
+        return max_bytes is None or self.candidate.size <= max_bytes
+
 
 def choose(candidates: list[Candidate], target_ssim: float | None = None, max_bytes: int | None = None) -> Choice:
     """The cheapest candidate meeting every target given (ties: higher SSIM).

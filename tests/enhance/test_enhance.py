@@ -209,6 +209,26 @@ def test_choice_meets_budgets_and_targets(tiny_model):
     assert choose_enhanced(target, unsearched, Target(target_psnr=30)).candidate == alone.candidate
 
 
+def test_a_quality_target_out_of_reach_keeps_the_closest_file(tiny_model):
+    """No step meets the target: the file kept is the finest part that fits (the budget, if any), ranked by the
+    metric targeted, and the choice says the target was missed."""
+    target, _ = _pair()
+    codec = Codec(tiny_model, "cpu")
+    cands = codec.compress_candidates([target], config=codec.config(steps=2))[0]
+    bases = [Base(c.bits, c.data, codec.decompress(c.data)) for c in cands]
+    finest = max(choose_enhanced(target, bases, Target(max_bytes=100_000, metric="psnr")).candidate.psnr,
+                 choose_enhanced(target, bases, Target(max_bytes=100_000, metric="ssim")).candidate.psnr)
+    out_of_reach = choose_enhanced(target, bases, Target(target_psnr=99))
+    assert not out_of_reach.met and "PSNR 99" in out_of_reach.reason
+    assert out_of_reach.candidate.psnr >= finest - 1e-9 > max(_psnr(target, b.pixels) for b in bases) + 10
+    budget = 150  # within a budget: the best PSNR of the files that fit it, as with the budget alone
+    within = choose_enhanced(target, bases, Target(max_bytes=budget, target_psnr=99))
+    alone = choose_enhanced(target, bases, Target(max_bytes=budget, metric="psnr"))
+    assert not within.met and within.candidate.size <= budget and within.candidate.psnr == alone.candidate.psnr
+    ssim = choose_enhanced(target, bases, Target(target_ssim=1.0))
+    assert not ssim.met and ssim.candidate.ssim >= choose_enhanced(target, bases, Target(target_ssim=0.999)).candidate.ssim
+
+
 
 def test_targets_with_parts_also_choose_among_bases_fitted_for_parts(tiny_model, monkeypatch):
     from invcomp.codec import FitOptions

@@ -88,3 +88,26 @@ def test_fit_max_bytes_unreachable_writes_nothing(tmp_path, tiny_weights, rng_im
     assert "cannot meet --max-bytes 3" in r.output and not out.exists()
     r = runner.invoke(app, ["fit", str(src), "--model", str(tiny_weights), "--bits", "3", "--quality", "2"])
     assert r.exit_code == 2 and "at most one of" in r.output
+
+
+def test_fit_within_a_budget_missing_a_quality_target_writes_the_closest_file(tmp_path, tiny_weights, rng_image):
+    """--max-bytes with a quality target out of reach: the best file within the budget is written and marked
+    as missing the target (exit 0), as a quality target alone is; only a file over the budget is never written."""
+    import warnings
+
+    from invcomp.codec import compress
+
+    src = _png(tmp_path, rng_image)
+    out = tmp_path / "a.icz"
+    args = ["fit", str(src), "-o", str(out), "--model", str(tiny_weights), "--steps", "4", "--device", "cpu", "--json"]
+    r = runner.invoke(app, args + ["--max-bytes", "150", "--target-psnr", "99"])
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)["files"][0]
+    assert row["target_met"] is False and "PSNR 99" in row["reason"] and row["output"] == str(out)
+    assert out.stat().st_size == row["bytes"] <= 150 and row["parts"] == 1
+    best = json.loads(runner.invoke(app, args + ["--max-bytes", "150", "--metric", "psnr"]).stdout)["files"][0]
+    assert row["psnr"] == best["psnr"]  # the closest to the PSNR target: the best PSNR within the budget
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = compress(rng_image, tiny_weights, "cpu", steps=4, max_bytes=150, target_psnr=99)
+    assert len(data) <= 150 and any("target not met" in str(w.message) for w in caught)
