@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from invcomp.cli.common import IMAGE_SUFFIXES, ProgressBar, expand_inputs, fail, guarded, output_paths, read_bytes
+from invcomp.cli.common import IMAGE_SUFFIXES, ProgressBar, expand_inputs, fail, guarded, naming, output_paths, read_bytes
 
 
 @guarded
@@ -176,7 +176,9 @@ def decode(
     inputs = expand_inputs(files, {".icz"})
     targets = output_paths(inputs, out, ".png")
     for src, dst in zip(inputs, targets):
-        pixels = decompress(read_bytes(src), model=model, device=device, original_size=original_size)
+        data = read_bytes(src)
+        with naming(src):
+            pixels = decompress(data, model=model, device=device, original_size=original_size)
         write_png(dst, pixels)
         typer.echo(f"{dst}: {pixels.shape[1]}x{pixels.shape[0]}")
 
@@ -192,8 +194,9 @@ def info(
     from invcomp.models.registry import model_for_fingerprint
 
     data = read_bytes(file)
-    header, pos = unpack_header(data)
-    _, base, parts = split_file(data)
+    with naming(file):
+        header, pos = unpack_header(data)
+        _, base, parts = split_file(data)
     known = model_for_fingerprint(header.fingerprint)
     fields = {"file": str(file), "bytes": len(data), "version": data[2], "fingerprint": header.fingerprint.hex(),
               "model": known.name if known else None, "model_version": known.version if known else None,
@@ -260,7 +263,8 @@ def trim(
     if out.resolve() == file.resolve():
         raise InvcompError(f"{out}: refusing to overwrite the input file (choose another --out)")
     data = read_bytes(file)
-    _, _, found = split_file(data)
+    with naming(file):
+        _, _, found = split_file(data)
     if parts is not None:
         if not 0 <= parts <= len(found):
             raise InvcompError(f"--parts must be 0..{len(found)} (the file has {len(found)} enhancement parts)")

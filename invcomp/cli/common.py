@@ -5,7 +5,8 @@ Imports nothing heavy at module level (no torch, numpy or rich), so `--help` sta
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -110,6 +111,15 @@ def output_paths(inputs: list[Path], out: Optional[Path], suffix: str) -> list[P
         if dst.resolve() == src.resolve():
             raise InvcompError(f"{dst}: refusing to overwrite the input file")
     return targets
+
+
+@contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Errors raised inside name the file they are about (`x.icz: truncated file ...`)."""
+    try:
+        yield
+    except InvcompError as e:
+        raise InvcompError(f"{path}: {e}") from None
 
 
 def read_bytes(path: Path) -> bytes:

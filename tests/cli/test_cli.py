@@ -130,3 +130,20 @@ def test_help_lists_each_command_on_one_paragraph():
     line = short_help(trim)
     assert "\n" not in line and line.startswith("Make a smaller file") and line.endswith("that quality).")
     assert "without fitting again (the result is exactly" in r.output
+
+
+def test_errors_about_a_file_name_it(tmp_path, tiny_weights):
+    """decode, info and trim: a damaged or foreign input gives one line naming it, exit 2, nothing written."""
+    src = _png(tmp_path / "a.png")
+    assert runner.invoke(app, ["fit", str(src), "--model", str(tiny_weights), *FAST]).exit_code == 0
+    good = (tmp_path / "a.icz").read_bytes()
+    bad = tmp_path / "bad.icz"
+    bad.write_bytes(good[:5])  # inside the header
+    for args in (["decode", str(bad), "-o", str(tmp_path / "b.png"), "--model", str(tiny_weights)], ["info", str(bad)],
+                 ["trim", str(bad), "-o", str(tmp_path / "t.icz"), "--parts", "0"],
+                 ["decode", str(src), "-o", str(tmp_path / "c.png")]):
+        r = runner.invoke(app, args)
+        name = bad if str(bad) in args else src
+        assert r.exit_code == 2 and r.output.startswith(f"invcomp: error: {name}: "), r.output
+        assert r.output.count("\n") == 1
+    assert not any((tmp_path / n).exists() for n in ("b.png", "t.icz", "c.png"))
