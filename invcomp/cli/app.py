@@ -10,20 +10,15 @@ import sys
 import typer
 
 from invcomp.cli import archive, bench, codec, data, train
+from invcomp.cli.common import short_help
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Generative image compression by GAN latent inversion.")
 
 
 @app.callback()
 def _root() -> None:
     """Generative image compression by GAN latent inversion."""
-
-
-def short_help(command) -> str:
-    """A command's line in `invcomp --help`: its docstring's first paragraph on one line (typer would keep
-    the docstring's line breaks there, mid-sentence)."""
-    return " ".join((command.__doc__ or "").strip().split("\n\n")[0].split())
 
 
 for command in (codec.fit, codec.decode, codec.info, codec.trim, codec.models, archive.pack, archive.unpack, archive.ls,

@@ -53,7 +53,7 @@ def fit(
     run, then enhancement parts (what G(z) missed, coded after the latent) are added where they
     pay, and the cheapest file that meets the targets is kept. A --max-bytes that an image
     cannot meet writes no file for it and exits with status 1; a quality target that cannot be
-    met keeps the best file and says so.
+    met keeps the closest file and says so.
     """
     import time
 

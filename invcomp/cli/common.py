@@ -18,6 +18,12 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".g
 MAX_NOTES = 5
 
 
+def short_help(command: Callable) -> str:
+    """A command's line in the list of commands: its docstring's first paragraph, whole, on one line (click
+    would cut it at 45 characters)."""
+    return " ".join((command.__doc__ or "").strip().split("\n\n")[0].split())
+
+
 def fail(message: str, status: int = 2) -> None:
     """Print `invcomp: error: message` to stderr and exit with `status`."""
     typer.echo(f"invcomp: error: {message}", err=True)

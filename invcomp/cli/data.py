@@ -9,9 +9,9 @@ from typing import Optional
 
 import typer
 
-from invcomp.cli.common import ProgressBar, guarded
+from invcomp.cli.common import ProgressBar, guarded, short_help
 
-app = typer.Typer(no_args_is_help=True, help="The data sets the pretrained models were trained on (data/README.md).")
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The data sets the pretrained models were trained on (data/README.md).")
 
 
 def _root(root: Optional[Path]) -> Path:
@@ -20,7 +20,6 @@ def _root(root: Optional[Path]) -> Path:
     return root if root is not None else data_dir()
 
 
-@app.command("list")
 @guarded
 def list_(
     root: Optional[Path] = typer.Option(None, "--root", help="data folder (default: $INVCOMP_DATA, else ../shared/data, else data)"),
@@ -52,7 +51,6 @@ def list_(
                "Your own images: any folder of PNG/JPEG files works wherever a data file does (data/README.md).")
 
 
-@app.command("prepare")
 @guarded
 def prepare(
     names: list[str] = typer.Argument(..., help="data sets (see `invcomp data list`), or cifar10, flowers, all"),
@@ -89,3 +87,7 @@ def prepare(
                  None: "no reference file"}[w.matches_reference]
         typer.echo(f"{w.path}: {w.images} images, {check}")
     typer.echo(f"export INVCOMP_DATA={folder.resolve()}")
+
+
+for name, command in (("list", list_), ("prepare", prepare)):
+    app.command(name, short_help=short_help(command))(command)
