@@ -145,12 +145,13 @@ def fit(
     if as_json:
         typer.echo(json.dumps({"files": rows, "summary": summary, "notes": notes}, indent=2))
     else:
-        for r in rows:
+        for r, choice in zip(rows, choices):
             miss = f"  (target not met: {r['reason']})" if r.get("target_met") is False else ""
             where = r["output"] or f"{r['input']}: NOT WRITTEN"
             layers = f" + {r['parts']} part{'s' if r['parts'] > 1 else ''}" if r["parts"] else ""
+            c = choice.candidate  # unrounded, as the reason's figures are
             typer.echo(f"{where}: {r['bytes']} bytes ({r['bits']}-bit{layers}), {r['bpp']:.3f} bpp, "
-                       f"PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}{miss}")
+                       f"PSNR {c.psnr:.2f} dB, SSIM {c.ssim:.4f}{miss}")
         for n in low:
             typer.echo(f"note: {n}", err=True)
         typer.echo(f"{summary['images']} image(s): mean {summary['mean_bytes']:.1f} bytes, {summary['mean_bpp']:.3f} bpp, "
