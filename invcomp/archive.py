@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from invcomp.codec import Codec
-from invcomp.enhance.choose import Base, Target, choose_enhanced
+from invcomp.codec import Codec, FitOptions
+from invcomp.enhance.choose import Target
 from invcomp.enhance.parts import apply_parts
 from invcomp.errors import InvcompError
 from invcomp.files import fsync_dir, write_atomic, write_error
@@ -126,16 +126,18 @@ def summary(path: Path, seconds: float, packed: int) -> dict:
 
 # --- writing -------------------------------------------------------------------------------
 
-def enhancement_parts(codec: Codec, pixels: np.ndarray, codes: np.ndarray, bits: int, target: Target) -> list[tuple[bytes, ...]]:
-    """Per image, the enhancement parts that meet `target` on its base codes (as `fit` chooses them
-    for a file of this base; the budget counts the .icz file's bytes)."""
-    decoded = codec.decode_codes(codes, bits)
-    out = []
-    for x, c, base in zip(pixels, codes, decoded):
-        data = codec.encode(c, bits)
-        chosen = choose_enhanced(x, [Base(bits, data, base)], target).candidate.data
-        out.append(tuple(split_file(chosen)[2]))
-    return out
+def fit_enhanced(codec: Codec, pixels: Sequence[np.ndarray], cfg: InversionConfig,
+                 target: Target) -> tuple[np.ndarray, list[tuple[bytes, ...]]]:
+    """Per image, its codes and the enhancement parts after them: the file `fit` would choose for `target`
+    among the bases it fits at the archive's bit depth (fitted for SSIM, fitted for parts, and without the
+    latent prior where that depth's tail has one), each searched for parts; the budget counts the .icz
+    file's bytes. (Release 0.5.3 searched parts on the SSIM-fitted base alone.)"""
+    options = FitOptions(cfg, target.target_ssim, target.max_bytes, None, target.target_psnr, target.metric,
+                         target.layers, depths=(cfg.bits,))
+    if options.target != target:
+        raise InvcompError("archive enhancement settings use options this invcomp does not fit with")
+    files = [c.candidate.data for c in codec.choose_files(list(pixels), options, batch_size=max(1, len(pixels)))]
+    return np.stack([codec.decode(f)[1] for f in files]), [tuple(split_file(f)[2]) for f in files]
 
 
 def append_batches(path: Path, codec: Codec, cfg: InversionConfig, items: Sequence[Item], batch_size: int,
@@ -147,12 +149,14 @@ def append_batches(path: Path, codec: Codec, cfg: InversionConfig, items: Sequen
     with icza.ArchiveReader(path, index=False) as r:
         version = r.header.version
     for batch, pixels, sizes in read_batches(items, batch_size, codec.resolution, skip_unreadable, notes):
-        codes = codec.fit_codes(np.stack(pixels), cfg)
+        if enhance:
+            codes, parts = fit_enhanced(codec, pixels, cfg, enhance)
+        else:
+            codes, parts = codec.fit_codes(np.stack(pixels), cfg), [()] * len(pixels)
         if version < 2 and any(sizes):
             notes(f"{path.name} is a version {version} archive, which stores no original sizes: `unpack --original-size` "
                   "will give these images at the model's size (`invcomp merge` rewrites it in the current version)")
             sizes = [None] * len(sizes)
-        parts = enhancement_parts(codec, np.stack(pixels), codes, cfg.bits, enhance) if enhance else [()] * len(codes)
         records = [icza.Record(it.name, c, size, p) for it, c, size, p in zip(batch, codes, sizes, parts)]
         segment = icza.encode_segment(records, cfg.bits, float(codec.model.config.latent_range), version=version)
         icza.append_segment(path, segment, len(records))

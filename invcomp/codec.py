@@ -85,9 +85,18 @@ class FitOptions:
     layers: int = 1  # enhancement parts per file (each twice as fine as the one before; `trim` cuts between them)
     enhance: bool = True
     part_step: int | None = None  # quality presets above the base's: one part at this step index
+    # a target's base bit depths (None: every operating depth). An archive codes all its images at one depth,
+    # so `pack` gives only its own: its bases are then that depth fitted each way, all searched for parts.
+    depths: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         Target(self.max_bytes, self.target_ssim, self.target_psnr, self.metric, self.layers)  # checks the values
+        if self.depths is not None:
+            object.__setattr__(self, "depths", tuple(dict.fromkeys(int(b) for b in self.depths)))
+            if not self.depths:
+                raise InvcompError("a target needs at least one base bit depth")
+            for b in self.depths:
+                replace(self.inversion, bits=b)  # validates the range
         if self.targeted and self.mask is not None:
             raise InvcompError("--target-ssim/--target-psnr/--max-bytes cannot be combined with masks yet")
 
@@ -267,12 +276,16 @@ class Codec:
         the operating point that meets a target (`choice.met` False when none does)."""
         cfg = options.inversion
         if options.targeted:
-            found = self._fit_bases(images, OPERATING_BITS, cfg, batch_size, progress,  # bases fitted for parts too
-                                    PARTS_BITS if options.enhance else (), PRIORLESS_BITS, options.max_bytes)
+            depths = options.depths or OPERATING_BITS
+            parts_bits = (PARTS_BITS if options.depths is None else depths) if options.enhance else ()
+            priorless = tuple(b for b in PRIORLESS_BITS if b in depths)
+            found = self._fit_bases(images, depths, cfg, batch_size, progress, parts_bits,  # bases fitted for parts too
+                                    priorless, options.max_bytes)
             originals = [self.prepare(im)[0] for im in images]
-            searched = len(OPERATING_BITS) + (len(PARTS_BITS) if options.enhance else 0)  # then the priorless bases
+            searched = len(depths) + len(parts_bits)  # then the priorless bases
             return [choose_enhanced(x, [Base(f[0].bits, f[0].data, f[1], j < searched) for j, f in enumerate(per) if f],
-                                    options.target, options.enhance, PARTS_BITS) for x, per in zip(originals, found)]
+                                    options.target, options.enhance, parts_bits or PARTS_BITS)
+                    for x, per in zip(originals, found)]
         if options.mask is not None:
             files = self.compress_masked(images, options.mask, cfg, user_masks, batch_size, progress)
             decoded = np.stack([self.decompress(f) for f in files])

@@ -167,3 +167,38 @@ def test_pack_with_parts_decodes_as_fit_does_and_add_keeps_the_settings(tmp_path
     _run(["add", tmp_path / "a.icza", tmp_path / "new.png", "-m", tiny_weights, "--device", "cpu"])
     with ar.ArchiveReader(tmp_path / "a.icza") as r:
         assert r.parts("new")
+
+
+def test_pack_with_a_budget_chooses_among_the_bases_fit_fits_at_its_depth(tmp_path, tiny_weights):
+    """Each image's record is the file `fit` chooses with its target restricted to the archive's depth (bases fitted
+    for SSIM, for parts and without the prior, each searched for parts), not parts on the SSIM-fitted base alone
+    (release 0.5.3's archives), which it differs from here for some images."""
+    from invcomp.codec import Codec, FitOptions
+    from invcomp.enhance.choose import Base, Target, choose_enhanced
+    from invcomp.formats.icz import join_file, split_file
+    from invcomp.io.sources import list_sources, read_batches
+
+    budget, steps = 120, 20  # enough steps for the tails to part ways
+    rng = np.random.default_rng(3)
+    (tmp_path / "src").mkdir()
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "src" / f"{i}.png")
+    _run(["pack", tmp_path / "src", "-o", tmp_path / "a.icza", "-m", tiny_weights, "--steps", steps, "--device", "cpu", "--bits", "3",
+          "--max-bytes", budget, "--metric", "psnr"])
+    codec = Codec(str(tiny_weights), "cpu")
+    cfg = codec.config(steps=steps, bits=3)
+    items = list_sources([tmp_path / "src"])
+    pixels = [p for _, batch, _ in read_batches(items, 64, codec.resolution, False, lambda _: None) for p in batch]
+    want = codec.choose_files(pixels, FitOptions(cfg, max_bytes=budget, metric="psnr", depths=(3,)))
+    plain = codec.compress_batch(pixels, cfg)  # the SSIM-fitted 3-bit base, all that release 0.5.3 searched
+    differ = 0
+    with ar.ArchiveReader(tmp_path / "a.icza") as r:
+        for it, x, choice, base in zip(items, pixels, want, plain):
+            header, payload, _ = split_file(codec.encode(r.codes(it.name), 3))
+            assert join_file(header, payload, list(r.parts(it.name))) == choice.candidate.data
+            assert choice.candidate.size <= budget
+            old = choose_enhanced(x, [Base(3, base, codec.decompress(base))], Target(max_bytes=budget, metric="psnr"))
+            differ += old.candidate.data != choice.candidate.data
+    assert differ > 0
+    with pytest.raises(InvcompError, match="at least one base bit depth"):
+        FitOptions(cfg, max_bytes=budget, depths=())

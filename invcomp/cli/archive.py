@@ -48,8 +48,9 @@ def pack(
 ) -> None:
     """Pack images into one .icza archive against one generator (crash-safe, resumable).
 
-    --max-bytes, --target-ssim or --target-psnr add enhancement parts after each image's codes
-    (the base bits stay the archive's); `add` adds new images with the same settings.
+    --max-bytes, --target-ssim or --target-psnr add enhancement parts after each image's codes, chosen
+    as `fit` chooses them at the archive's bits (each image's base fitted for SSIM, for parts or without
+    the latent prior, whichever gives the better file); `add` adds new images with the same settings.
 
     Under `torchrun --nproc_per_node N -m invcomp pack ...` the N processes share out the images and
     rank 0 merges their parts into the one archive (the bytes one process would write)."""
