@@ -122,8 +122,8 @@ def test_fit_model_auto_picks_a_model_per_image(tmp_path):
 def test_help_lists_each_command_on_one_paragraph():
     """`invcomp --help` shows each command's first docstring paragraph, re-wrapped (not broken where the
     docstring's lines break)."""
-    from invcomp.cli.common import short_help
     from invcomp.cli.codec import trim
+    from invcomp.cli.common import short_help
 
     r = runner.invoke(app, ["--help"], terminal_width=200)
     assert r.exit_code == 0, r.output
