@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from invcomp.codec import Codec, FitOptions
+from invcomp.codec import Codec
 from invcomp.enhance.choose import Target
 from invcomp.enhance.parts import apply_parts
 from invcomp.errors import InvcompError
@@ -32,6 +32,7 @@ from invcomp.inversion.invert import InversionConfig
 from invcomp.io.images import resize_to
 from invcomp.io.sources import Item, list_sources, read_batches
 from invcomp.models.registry import model_for_sha256, not_installed
+from invcomp.options import FitOptions
 
 Notes = Callable[[str], None]
 Progress = Callable[[int, int], None]

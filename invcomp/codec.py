@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Union
 
 import numpy as np
 import torch
 from PIL import Image
 
-from invcomp.enhance.choose import Base, Target, best_kind, choose_enhanced, layered
+from invcomp.enhance.choose import Base, best_kind, choose_enhanced, layered
 from invcomp.enhance.parts import apply_parts
 from invcomp.enhance.residual import to_pixels
 from invcomp.errors import InvcompError
@@ -38,7 +38,16 @@ from invcomp.formats.icz import (
 )
 from invcomp.inversion.invert import InversionConfig, invert, invert_branches
 from invcomp.inversion.quantize import quantize
-from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, PARTS_MSE_WEIGHT, PRIORLESS_BITS, TAIL_SLACK, Candidate, Choice
+from invcomp.inversion.rate import (
+    OPERATING_BITS,
+    PARTS_BITS,
+    PARTS_MSE_WEIGHT,
+    PRIORLESS_BITS,
+    PRIORLESS_ROOM,
+    TAIL_SLACK,
+    Candidate,
+    Choice,
+)
 from invcomp.inversion.render import render
 from invcomp.io.images import fit_to_square, read_image, resize_to, to_rgb8
 from invcomp.masks.inpaint import MaskOptions, compress_masked
@@ -46,6 +55,7 @@ from invcomp.metrics import image_quality, to_unit
 from invcomp.models.device import pick_device, pick_precision
 from invcomp.models.registry import model_for_fingerprint
 from invcomp.models.zoo import Model, resolve_model, to_device
+from invcomp.options import FitOptions, fit_options
 
 ImageLike = Union[np.ndarray, Image.Image, str, os.PathLike]
 ModelLike = Union[str, os.PathLike, Model]
@@ -67,46 +77,6 @@ def as_rgb8(image: ImageLike) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[2] not in (3, 4) or min(arr.shape[:2]) < 1:
         raise InvcompError(f"image arrays must be H x W x 3 (or x 4), not {arr.shape}")
     return np.ascontiguousarray(arr[:, :, :3])
-
-
-@dataclass(frozen=True)
-class FitOptions:
-    """How `Codec.choose_files` chooses each file: the inversion settings, an optional per-image target
-    (the cheapest file with SSIM >= target_ssim and PSNR >= target_psnr, the best `metric` within
-    max_bytes; base bits and enhancement parts chosen jointly unless enhance is False), a preset's
-    fixed enhancement step, and optional kept pixels (masks). Targets and masks do not combine yet."""
-
-    inversion: InversionConfig
-    target_ssim: float | None = None
-    max_bytes: int | None = None
-    mask: MaskOptions | None = None
-    target_psnr: float | None = None
-    metric: str = "ssim"
-    layers: int = 1  # enhancement parts per file (each twice as fine as the one before; `trim` cuts between them)
-    enhance: bool = True
-    part_step: int | None = None  # quality presets above the base's: one part at this step index
-    # a target's base bit depths (None: every operating depth). An archive codes all its images at one depth,
-    # so `pack` gives only its own: its bases are then that depth fitted each way, all searched for parts.
-    depths: tuple[int, ...] | None = None
-
-    def __post_init__(self) -> None:
-        Target(self.max_bytes, self.target_ssim, self.target_psnr, self.metric, self.layers)  # checks the values
-        if self.depths is not None:
-            object.__setattr__(self, "depths", tuple(dict.fromkeys(int(b) for b in self.depths)))
-            if not self.depths:
-                raise InvcompError("a target needs at least one base bit depth")
-            for b in self.depths:
-                replace(self.inversion, bits=b)  # validates the range
-        if self.targeted and self.mask is not None:
-            raise InvcompError("--target-ssim/--target-psnr/--max-bytes cannot be combined with masks yet")
-
-    @property
-    def target(self) -> Target:
-        return Target(self.max_bytes, self.target_ssim, self.target_psnr, self.metric, self.layers)
-
-    @property
-    def targeted(self) -> bool:
-        return self.target_ssim is not None or self.max_bytes is not None or self.target_psnr is not None
 
 
 class Codec:
@@ -217,16 +187,22 @@ class Codec:
         header = len(join_file(Header(self.model.fingerprint, bits, 0, None), b"", []))  # what a file adds to its payload
         return estimated_payload_sizes(quantize(latents, bits, r).cpu().numpy(), bits, r) + header
 
-    def depths_within(self, max_bytes: int, depths: Sequence[int]) -> Callable[[torch.Tensor], list[bool]]:
+    def depths_within(self, max_bytes: int, depths: Sequence[int],
+                      priorless: Sequence[bool] | None = None) -> Callable[[torch.Tensor], list[bool]]:
         """invert_branches' `keep` for a byte budget: a depth's tail runs when, for some image of the batch,
         the shared run's latent quantized at that depth is estimated to fit max_bytes + TAIL_SLACK (a tail
         moves the codes, so the file it ends with can be smaller than that estimate). The lowest depth always
-        runs: its file is the fallback a budget nothing meets reports."""
+        runs: its file is the fallback a budget nothing meets reports. A priorless tail (`priorless`, per
+        branch) runs only where, for some image, the budget leaves less than PRIORLESS_ROOM bytes beside that
+        depth's file: with more, a part or the next depth wins (scripts/priorless_pilot.py, docs/RESULTS.md)."""
+        priorless = priorless or [False] * len(depths)
+
         def keep(z: torch.Tensor) -> list[bool]:
             flat = z.reshape(-1, z.shape[-1])
-            fits = {b: b == min(depths) or bool(self.estimated_sizes(flat, b).min() <= max_bytes + TAIL_SLACK)
-                    for b in set(depths)}
-            return [fits[b] for b in depths]
+            sizes = {b: self.estimated_sizes(flat, b) for b in set(depths)}
+            fits = {b: b == min(depths) or bool(sizes[b].min() <= max_bytes + TAIL_SLACK) for b in sizes}
+            tight = {b: bool(sizes[b].max() + PRIORLESS_ROOM > max_bytes) for b in sizes}
+            return [fits[b] and (tight[b] or not p) for b, p in zip(depths, priorless)]
         return keep
 
     def _fit_bases(self, images: Sequence[ImageLike], bits: Sequence[int], config: InversionConfig | None,
@@ -240,7 +216,7 @@ class Codec:
         cfg = config or self.config()
         branches = self.branches(bits, cfg, parts_bits, priorless_bits)
         if max_bytes is not None:
-            keep = self.depths_within(max_bytes, [b for b, *_ in branches])
+            keep = self.depths_within(max_bytes, [b for b, *_ in branches], [len(b) == 3 for b in branches])
         out: list[list[tuple[Candidate, np.ndarray] | None]] = []
         for chunk in _batches([self.prepare(im) for im in images], batch_size):
             pixels = np.stack([p for p, _ in chunk])
@@ -360,29 +336,6 @@ def get_codec(model: ModelLike, device: str = "auto") -> Codec:
 
 
 MaskLike = Union[str, os.PathLike, np.ndarray, Image.Image]
-
-
-def fit_options(config: InversionConfig, quality: int | None = None, target_ssim: float | None = None,
-                max_bytes: int | None = None, mask_scheme: str | None = None, keep: float = 0.05, user_mask: bool = False,
-                drop_outside: bool = False, assist_bits: int = 4, loss: str = "ssim+mse",
-                bits_given: bool = False, target_psnr: float | None = None, metric: str = "ssim", layers: int = 1,
-                enhance: bool = True) -> FitOptions:
-    """FitOptions from the rate, target and mask options of `fit` (the API's and the command's), with
-    the command's checks: one of bits / quality / targets, masks not combined with targets."""
-    from invcomp.enhance.presets import preset
-    from invcomp.masks.inpaint import mask_options
-
-    targeted = target_ssim is not None or max_bytes is not None or target_psnr is not None
-    if bits_given + (quality is not None) + targeted > 1:
-        raise InvcompError("give at most one of --bits, --quality, and --target-ssim/--target-psnr/--max-bytes")
-    step = None
-    if quality is not None:
-        bits, step = preset(quality)
-        config = replace(config, bits=bits)
-    if (step is not None or layers > 1) and (mask_scheme is not None or user_mask):
-        raise InvcompError("enhancement parts (--quality above the base presets, --layers) cannot be combined with masks yet")
-    masks = mask_options(mask_scheme, keep, user_mask, drop_outside, assist_bits, loss, config.seed)
-    return FitOptions(config, target_ssim, max_bytes, masks, target_psnr, metric, layers, enhance, step)
 
 
 def user_masks_for(mask: MaskLike, images: Sequence[np.ndarray], resolution: int) -> list[np.ndarray]:

@@ -6,12 +6,14 @@ quality of the best file on that base alone (parts searched as `fit` searches th
 --max-bytes` reaches choosing among every base.
 
     python scripts/archive_bases_pilot.py --n 200        # results/enhance/archive_bases_<model>.{json,md}
+    python scripts/archive_bases_pilot.py --n 64 --time  # results/enhance/archive_cost_<model>.{json,md}
 
 Budgets are multiples of WebP-q0's mean bytes on the same images. Bases: s3..s5 (fitted for SSIM), p3..p5
 (fitted for parts), from one run (their tails do not depend on each other).
 """
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -25,8 +27,11 @@ from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, PRIORLESS_BITS
 
 def main() -> None:
     ap = pilot_parser(__doc__, [0.5, 1, 2, 3])
+    ap.add_argument("--time", action="store_true", help="only time packing the first 64 images at each budget, one batch")
     args = ap.parse_args()
     codec, images, webp0 = pilot_images(args)
+    if args.time:
+        return timing(args, codec, list(images[:64]), webp0)
     cfg = codec.config()
     priorless = codec.priorless(PRIORLESS_BITS, cfg)
     found = codec._fit_bases(list(images), OPERATING_BITS, cfg, 64, None, PARTS_BITS, PRIORLESS_BITS)
@@ -46,10 +51,14 @@ def main() -> None:
                 chosen = [choose.choose_enhanced(x, [per[i]], target).candidate for x, per in zip(images, bases)]
                 row[name] = _mean([c if c.size <= target.max_bytes else None for c in chosen])
             for b in PARTS_BITS:  # per image, the best of the bases at one depth (as `pack` chooses since 0.5.4)
-                kept = [i for i, n in enumerate(names) if int(n[1:]) == b]
-                chosen = [choose.choose_enhanced(x, [per[i] for i in kept], target, True, PARTS_BITS).candidate
-                          for x, per in zip(images, bases)]
-                row[f"any{b}"] = _mean([c if c.size <= target.max_bytes else None for c in chosen])
+                every = [i for i, n in enumerate(names) if int(n[1:]) == b]
+                subsets = {f"any{b}": every}
+                if len(every) > 2:  # and of each pair of them
+                    subsets.update({"+".join(names[i] for i in pair): list(pair) for pair in itertools.combinations(every, 2)})
+                for key, kept in subsets.items():
+                    chosen = [choose.choose_enhanced(x, [per[i] for i in kept], target, True, PARTS_BITS).candidate
+                              for x, per in zip(images, bases)]
+                    row[key] = _mean([c if c.size <= target.max_bytes else None for c in chosen])
             rows.append(row)
             print(json.dumps(row), flush=True)
     presets = []  # the presets with a part on a depth fitted both ways: their part at its fixed step on each
@@ -68,7 +77,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     report = {"model": args.model, "data": args.data, "images": len(images), "webp_q0_bytes": webp0, "rows": rows,
               "presets": presets}
-    best = [f"any{b}" for b in PARTS_BITS]
+    best = [k for k in rows[0] if k.startswith("any") or "+" in k]
     md = [f"{args.model}, first {len(images)} test images: the mean {'/'.join(('SSIM', 'PSNR'))} (for the metric of "
           "the row) of the best file with parts on one base, as an archive of that depth and fit would store it, "
           "and of `fit --max-bytes` choosing among all bases (images where a base has no file within the budget "
@@ -85,6 +94,41 @@ def main() -> None:
         cells = [f"{r[k]['bytes']:.1f} B, {r[k]['psnr']:.2f} dB, {r[k]['ssim']:.4f}" for k in (f"s{r['bits']}", f"p{r['bits']}")]
         md.append(f"| {r['quality']} | {r['bits']} bits, step {r['step']} | " + " | ".join(cells) + " |")
     save_pilot(f"archive_bases_{args.model}", report, md)
+
+
+def timing(args, codec, images: list, webp0: float) -> None:
+    """Seconds to fit one batch as `pack` does: without parts, with parts on the SSIM-fitted base alone (release
+    0.5.3) and with parts on the best of the depth's bases (archive.fit_enhanced); results/enhance/archive_cost_<model>."""
+    import time
+
+    from invcomp.archive import fit_enhanced
+
+    cfg = codec.config()
+    codec.compress_batch(images[:4])  # warm-up
+
+    def seconds(fit) -> float:
+        t0 = time.perf_counter()
+        fit()
+        return round(time.perf_counter() - t0, 2)
+
+    def ssim_base_alone(target: choose.Target) -> None:
+        codes = codec.fit_codes(np.stack(images), cfg)
+        for x, c, pixels in zip(images, codes, codec.decode_codes(codes, cfg.bits)):
+            choose.choose_enhanced(x, [choose.Base(cfg.bits, codec.encode(c, cfg.bits), pixels)], target)
+
+    rows = [{"fit": "no parts", "seconds": seconds(lambda: codec.fit_codes(np.stack(images), cfg))}]
+    for mult in args.budgets:
+        target = choose.Target(max_bytes=int(mult * webp0))
+        old = seconds(lambda: ssim_base_alone(target))  # noqa: B023
+        new = seconds(lambda: fit_enhanced(codec, images, cfg, target))  # noqa: B023
+        rows += [{"fit": f"{target.max_bytes} B, parts on the SSIM base (0.5.3)", "seconds": old},
+                 {"fit": f"{target.max_bytes} B, parts on the best base", "seconds": new}]
+        print(json.dumps(rows[-2:]), flush=True)
+    plain = rows[0]["seconds"]
+    md = [f"{args.model}: packing the first {len(images)} test images in one batch at {cfg.bits} bits, {args.threads} thread(s):",
+          "", "| fit | seconds | x no parts |", "|---|---:|---:|"]
+    md += [f"| {r['fit']} | {r['seconds']:.2f} | {r['seconds'] / plain:.2f} |" for r in rows]
+    save_pilot(f"archive_cost_{args.model}", {"model": args.model, "images": len(images), "bits": cfg.bits, "rows": rows}, md)
 
 
 def _mean(chosen: list) -> dict:

@@ -37,8 +37,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from invcomp.bench.data import load_bench_data
-    from invcomp.codec import Codec, FitOptions, fit_options
+    from invcomp.codec import Codec
     from invcomp.models.device import cpu_flags
+    from invcomp.options import FitOptions, fit_options
 
     codec = Codec(args.model, "cpu")
     images = list(load_bench_data(args.data, codec.resolution, args.n).images)

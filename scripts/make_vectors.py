@@ -138,15 +138,19 @@ def main() -> None:
         folder.mkdir()
         for i, im in enumerate(sample_images("airplanes32", 12, 13)):
             Image.fromarray(im).save(folder / f"sample_{i:02d}.png")
-        icza = out / "airplanes32_samples.icza"
-        run(["pack", str(folder), "-o", str(icza), "-m", "airplanes32", "--device", "cpu"], env)
-        unpacked = tmp / "unpacked"
-        run(["unpack", str(icza), "-o", str(unpacked), "--device", "cpu"], env)
-        pictures = {}
-        for png in sorted(unpacked.glob("*.png")):
-            shutil.copy(png, out / f"airplanes32_samples.{png.name}")
-            pictures[png.stem] = {"decoded": f"airplanes32_samples.{png.name}", "pixels_sha256": sha256_png(png)}
-        entries.append({"file": icza.name, "model": "airplanes32", "made_with": "pack of 12 samples", "pictures": pictures})
+        def archive(name: str, model: str, folder: Path, made: str, pack: list[str] = (), unpack: list[str] = ()) -> None:
+            icza = out / f"{name}.icza"
+            run(["pack", str(folder), "-o", str(icza), "-m", model, "--device", "cpu", *pack], env)
+            unpacked = tmp / f"unpacked_{name}"
+            run(["unpack", str(icza), "-o", str(unpacked), "--device", "cpu", *unpack], env)
+            pictures = {}
+            for png in sorted(unpacked.glob("*.png")):
+                shutil.copy(png, out / f"{name}.{png.name}")
+                pictures[png.stem] = {"decoded": f"{name}.{png.name}", "pixels_sha256": sha256_png(png)}
+            entries.append({"file": icza.name, "model": model, "made_with": made, "pictures": pictures,
+                            **({"original_size": True} if "--original-size" in unpack else {})})
+
+        archive("airplanes32_samples", "airplanes32", folder, "pack of 12 samples")
         if "--original-size" in subprocess.run([sys.executable, "-m", "invcomp", "unpack", "--help"], env=env,
                                                capture_output=True, text=True).stdout:  # archives of version 2
             sized = tmp / "sized"
@@ -154,16 +158,17 @@ def main() -> None:
             for i, im in enumerate(sample_images("flowers32", 3, 17)):
                 img = Image.fromarray(im)
                 (img.resize((48, 40), Image.LANCZOS) if i == 1 else img).save(sized / f"flower_{i}.png")
-            icza = out / "flowers32_original_sizes.icza"
-            run(["pack", str(sized), "-o", str(icza), "-m", "flowers32", "--device", "cpu"], env)
-            unpacked = tmp / "unpacked_sized"
-            run(["unpack", str(icza), "-o", str(unpacked), "--device", "cpu", "--original-size"], env)
-            pictures = {}
-            for png in sorted(unpacked.glob("*.png")):
-                shutil.copy(png, out / f"flowers32_original_sizes.{png.name}")
-                pictures[png.stem] = {"decoded": f"flowers32_original_sizes.{png.name}", "pixels_sha256": sha256_png(png)}
-            entries.append({"file": icza.name, "model": "flowers32", "original_size": True, "pictures": pictures,
-                            "made_with": "pack of 3 samples, one enlarged to 48x40; unpack --original-size"})
+            archive("flowers32_original_sizes", "flowers32", sized,
+                    "pack of 3 samples, one enlarged to 48x40; unpack --original-size", unpack=["--original-size"])
+        if "--max-bytes" in subprocess.run([sys.executable, "-m", "invcomp", "pack", "--help"], env=env,
+                                           capture_output=True, text=True).stdout:  # archives with enhancement parts
+            noisy = tmp / "noisy"
+            noisy.mkdir()
+            for i, im in enumerate(sample_images("airplanes32", 4, 19)):
+                noise = np.random.default_rng(i).integers(-24, 25, im.shape)
+                Image.fromarray(np.clip(im.astype(np.int64) + noise, 0, 255).astype(np.uint8)).save(noisy / f"noisy_{i}.png")
+            archive("airplanes32_parts", "airplanes32", noisy, "pack --max-bytes 150 of 4 samples with seeded noise",
+                    pack=["--max-bytes", "150"])
     manifest = {"release": args.release, "made_by": "scripts/make_vectors.py", "files": entries}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"{len(entries)} vectors -> {out}")

@@ -2,6 +2,7 @@
 `--max-bytes` choice, and whether a part search on it pays.
 
     python scripts/priorless_pilot.py --model airplanes32 --n 100
+    python scripts/priorless_pilot.py --n 200 --budgets 0.5 0.6 0.7 0.8 0.9 1 --stem priorless_room
 
 Per image and budget (multiples of WebP-q0's mean bytes on the same images), the best-SSIM file `fit
 --max-bytes` chooses from: the bases without the priorless ones; with them as candidates alone (what `fit`
@@ -18,7 +19,9 @@ from pilots import pilot_images, pilot_parser, save_pilot
 
 
 def main() -> None:
-    args = pilot_parser(__doc__, [0.5, 1.0, 2.0]).parse_args()
+    ap = pilot_parser(__doc__, [0.5, 1.0, 2.0])
+    ap.add_argument("--stem", default="priorless", help="results/enhance/<stem>_<model>.{json,md}")
+    args = ap.parse_args()
     codec, images, webp0 = pilot_images(args)
     from invcomp.enhance.choose import Base, Target, choose_enhanced
     from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, PRIORLESS_BITS
@@ -46,7 +49,7 @@ def main() -> None:
              "", "| budget | bases | choice seconds | bytes | PSNR | SSIM |", "|---|---|---:|---:|---:|---:|"]
     lines += [f"| {r['multiple']:g}x ({r['budget']} B) | {r['bases']} | {r['seconds']} | {r['bytes']} | {r['psnr']} | "
               f"{r['ssim']} |" for r in rows]
-    save_pilot(f"priorless_{args.model}", {"model": args.model, "data": args.data, "images": len(images),
+    save_pilot(f"{args.stem}_{args.model}", {"model": args.model, "data": args.data, "images": len(images),
                                            "webp_q0_mean_bytes": round(webp0, 2), "rows": rows}, lines)
 
 

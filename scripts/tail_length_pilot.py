@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.3, 0.2, 0.1, 0.05])
     ap.add_argument("--time-budget", type=float, default=2.0, help="time whole fits at this multiple of WebP q0's bytes")
     args = ap.parse_args()
-    from invcomp.codec import FitOptions
+    from invcomp.options import FitOptions
 
     codec, images, webp0 = pilot_images(args)
     images = list(images)

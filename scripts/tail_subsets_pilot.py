@@ -87,7 +87,7 @@ def main() -> None:
 def timing(codec, images: list, names: list[str], row: dict) -> list[dict]:
     """Seconds of a plain fit, of the whole target fit (`choose_files`) and of fits that run only the best
     SSIM subsets of 3 to 6 tails at this row's budget (their parts searched as the target's are)."""
-    from invcomp.codec import FitOptions
+    from invcomp.options import FitOptions
 
     cfg, budget = codec.config(), row["bytes"]
 

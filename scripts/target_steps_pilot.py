@@ -19,7 +19,7 @@ def main() -> None:
     ap = pilot_parser(__doc__, [1.0])
     ap.add_argument("--steps", type=int, nargs="+", default=[100, 150, 200])
     args = ap.parse_args()
-    from invcomp.codec import FitOptions
+    from invcomp.options import FitOptions
 
     codec, images, webp0 = pilot_images(args)
     images = list(images)

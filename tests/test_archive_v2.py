@@ -173,10 +173,11 @@ def test_pack_with_a_budget_chooses_among_the_bases_fit_fits_at_its_depth(tmp_pa
     """Each image's record is the file `fit` chooses with its target restricted to the archive's depth (bases fitted
     for SSIM, for parts and without the prior, each searched for parts), not parts on the SSIM-fitted base alone
     (release 0.5.3's archives), which it differs from here for some images."""
-    from invcomp.codec import Codec, FitOptions
+    from invcomp.codec import Codec
     from invcomp.enhance.choose import Base, Target, choose_enhanced
     from invcomp.formats.icz import join_file, split_file
     from invcomp.io.sources import list_sources, read_batches
+    from invcomp.options import FitOptions
 
     budget, steps = 120, 20  # enough steps for the tails to part ways
     rng = np.random.default_rng(3)

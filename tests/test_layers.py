@@ -10,6 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "invcomp"
 # lowest first; a module may import only from its own layer or lower ones
 LAYERS = ["errors", "files", "distributed", "formats", "io", "metrics", "models", "inversion", "masks", "enhance", "domain",
+          "options",
           "codec",
           "pillow", "archive", "bench", "cli"]
 

@@ -59,13 +59,14 @@ def fit(
 
     import numpy as np
 
-    from invcomp.codec import Codec, fit_options
+    from invcomp.codec import Codec
     from invcomp.domain import quality_notes
     from invcomp.errors import InvcompError
     from invcomp.files import write_atomic
     from invcomp.formats.icz import split_file
     from invcomp.inversion.invert import InversionConfig
     from invcomp.io.images import read_image
+    from invcomp.options import fit_options
 
     inputs = expand_inputs(images, IMAGE_SUFFIXES)
     targets = output_paths(inputs, out, ".icz")

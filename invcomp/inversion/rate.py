@@ -28,6 +28,11 @@ PARTS_MSE_WEIGHT = 100.0
 # without the prior is the better file (airplanes32 at 0.5x WebP-q0's bytes: +0.008 SSIM; docs/RESULTS.md,
 # "The latent prior weight per bit depth"). One more tail of the shared run.
 PRIORLESS_BITS = (3,)
+# ... but only at budgets that leave an image less than this many bytes beside its file at that depth: with more
+# room a part (or the next depth) is the better use of the bytes, and the tail is skipped (`Codec.depths_within`):
+# on 200 test airplanes the priorless base changed the choice only at 0.5x WebP-q0's bytes, not from 0.6x
+# (`scripts/priorless_pilot.py --stem priorless_room`, docs/RESULTS.md).
+PRIORLESS_ROOM = 16
 
 # A byte budget skips the tails of depths whose files cannot fit it, judged before the tails from the
 # shared run's latent quantized at each depth (`Codec.depths_within`), with this many bytes to spare: a

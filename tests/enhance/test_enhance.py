@@ -231,8 +231,8 @@ def test_a_quality_target_out_of_reach_keeps_the_closest_file(tiny_model):
 
 
 def test_targets_with_parts_also_choose_among_bases_fitted_for_parts(tiny_model, monkeypatch):
-    from invcomp.codec import FitOptions
     from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, PRIORLESS_BITS
+    from invcomp.options import FitOptions
 
     target, _ = _pair()
     codec = Codec(tiny_model, "cpu")
@@ -259,10 +259,10 @@ def test_a_budget_skips_the_tails_of_depths_that_cannot_fit_it_and_chooses_the_s
     always runs); the files it chooses are those every base gives; the estimates track the files' sizes."""
     import torch
 
-    from invcomp.codec import FitOptions
     from invcomp.inversion import invert as inv
     from invcomp.inversion.quantize import dequantize
-    from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, PRIORLESS_BITS
+    from invcomp.inversion.rate import OPERATING_BITS, PARTS_BITS, PRIORLESS_BITS, PRIORLESS_ROOM
+    from invcomp.options import FitOptions
 
     target, _ = _pair()
     codec = Codec(tiny_model, "cpu")
@@ -292,9 +292,12 @@ def test_a_budget_skips_the_tails_of_depths_that_cannot_fit_it_and_chooses_the_s
             assert got.candidate == want.candidate and got.met == want.met
     runs = kept[::2]  # one per budget (each ran for both metrics)
     assert runs[0] == [True] + [False] * (len(branches) - 1)  # only the lowest depth, the fallback
-    assert all(runs[-1])
-    for run, budget in zip(runs, budgets):
-        assert all(ran or size > budget for ran, size in zip(run, sizes))  # no file that fits was skipped
+    priorless = [len(b) == 3 for b in branches]
+    assert any(priorless) and runs[-1] == [not p for p in priorless]  # ample room: every tail but the priorless
+    for run, budget in zip(runs, budgets):  # no file that fits was skipped, but priorless ones with room beside them
+        assert all(ran or size > budget or (p and size + PRIORLESS_ROOM <= budget)
+                   for ran, size, p in zip(run, sizes, priorless))
+    assert runs[1][priorless.index(True)]  # a budget 1 B above the 2-bit file: too tight for a part, the tail runs
 
 
 def test_priorless_bases_are_the_files_of_a_schedule_without_the_prior_at_that_depth(tiny_model):
