@@ -1,6 +1,7 @@
 """Property tests (hypothesis) and a short seeded run of scripts/fuzz.py: whatever the bytes, the
 .icz decoder returns an image or raises InvcompError, and valid files round-trip exactly."""
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,14 @@ from invcomp.formats.icz import MAX_ORIGINAL_PIXELS, MAX_SIDE, Header, decode_fi
 SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=300,
                     suppress_health_check=[HealthCheck.too_slow])
 
-FUZZ_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fuzz.py"
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
-def _load_fuzz():
-    spec = importlib.util.spec_from_file_location("invcomp_fuzz_script", FUZZ_SCRIPT)
+def _load_fuzz(name: str = "fuzz"):
+    """scripts/<name>.py as a module (the scripts import their siblings, as they do when run)."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
+    spec = importlib.util.spec_from_file_location(f"invcomp_{name}_script", SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -192,7 +196,7 @@ def test_fuzzer_finds_an_unbounded_decoder(monkeypatch):
 def test_short_archive_fuzz_run_has_no_findings():
     """The same for .icza archives: mutated archives (hostile fields with fixed-up checksums among
     them) through everything ls, verify and unpack do."""
-    fuzz = _load_fuzz()
+    fuzz = _load_fuzz("fuzz_archive")
     summary = fuzz.run_archive(400, seed=5)
     assert summary["findings_count"] == 0, summary["findings"][:3]
     assert summary["outcomes"]["decoded"] > 0 and summary["outcomes"]["refused"] > 0
