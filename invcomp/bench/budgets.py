@@ -13,21 +13,19 @@ Writes results/budgets_<model>_<data>.{json,md} and *_budget_{ssim,psnr}.png.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from invcomp.bench.choices import budget_choices
 from invcomp.bench.classic import ClassicCodec
 from invcomp.bench.data import BenchData
 from invcomp.bench.plots import png_bytes, pyplot
 from invcomp.bench.progress import Stages, silent
 from invcomp.bench.rd import cache_dir, classic_series, invcomp_series
 from invcomp.codec import Codec
-from invcomp.enhance.choose import Base, Target, choose_enhanced
 from invcomp.files import write_atomic
 from invcomp.inversion.invert import InversionConfig
 from invcomp.inversion.rate import PARTS_BITS, PARTS_MSE_WEIGHT, PRIORLESS_BITS
@@ -48,59 +46,26 @@ def best_within(series, budget: int, n: int) -> dict:
     """Per image the highest setting whose file fits; means over the images that have one."""
     sizes = np.array([p["bytes"] for p in series.points])  # (settings, images)
     psnr, ssim = np.array([p["psnr"] for p in series.points]), np.array([p["ssim"] for p in series.points])
-    chosen = []
+    chosen, images = [], []
     for i in range(n):
         fits = [k for k in range(len(series.points)) if sizes[k, i] <= budget]
         if fits:
             k = max(fits, key=lambda j: series.settings[j])
             chosen.append((sizes[k, i], psnr[k, i], ssim[k, i]))
+            images.append(i)
     return {"within": len(chosen), "bytes": _mean([c[0] for c in chosen]), "psnr": _mean([c[1] for c in chosen]),
-            "ssim": _mean([c[2] for c in chosen])}
+            "ssim": _mean([c[2] for c in chosen]), "images": images}
 
 
-def _choices(codec: Codec, images: np.ndarray, ours, budgets: list[int], cache: Path, progress: Stages) -> dict:
-    """Per budget and metric, per image: (bytes, PSNR, SSIM, has parts) of the file `fit --max-bytes`
-    chooses from the cached bases; cached too, keyed by the bases and the source of the choice (a rerun
-    that only adds the learned peer's rows chooses nothing again)."""
-    key = {"bases": ours.key, "budgets": budgets, "code": _choice_code_digest()}
-    path = cache / f"choices_{codec.model.name}.json"
-    try:
-        saved = json.loads(path.read_text())
-        if saved.get("key") == key:
-            return saved["choices"]
-    except (OSError, ValueError):
-        pass
-    bases = [[Base(int(b), bytes.fromhex(files[i]), np.zeros(0), kind != "priorless_files")
-              for kind in ("files", "parts_files", "priorless_files") for b, files in ours.extra[kind].items()]
-             for i in range(len(images))]
-    with progress("decode bases", len(images)) as bar:
-        for per_image in bases:
-            for j, b in enumerate(per_image):
-                per_image[j] = replace(b, pixels=codec.decompress(b.data))
-            bar.advance(1)
-    choices = {}
-    for budget in budgets:
-        for metric in ("ssim", "psnr"):
-            with progress(f"invcomp {budget} B {metric}", len(images)) as bar:
-                chosen = []
-                for x, b in zip(images, bases):
-                    c = choose_enhanced(x, b, Target(max_bytes=budget, metric=metric), part_bits=PARTS_BITS).candidate
-                    chosen.append((c.size, c.psnr, c.ssim, c.data[2] == 2))
-                    bar.advance(1)
-            choices[f"{budget} {metric}"] = chosen
-    write_atomic(path, json.dumps({"key": key, "choices": choices}).encode())
-    return json.loads(json.dumps(choices))  # the same types a cache hit gives
-
-
-def _choice_code_digest() -> str:
-    """sha256 of the modules that choose and code the parts (and of this one, which calls the choice):
-    a change to any invalidates cached choices."""
-    import invcomp.enhance as enhance
-    import invcomp.formats as formats
-
-    files = [*sorted(Path(enhance.__file__).parent.glob("*.py")), *sorted(Path(formats.__file__).parent.glob("*.py")),
-             Path(__file__)]
-    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+def same_images(row: dict, choices: dict, budget: int, n: int) -> dict:
+    """A row of a codec with files for only some images, and invcomp's mean on those same images (its best-PSNR
+    file's PSNR, its best-SSIM file's SSIM): a fair pair where the codec's own mean is over easier images."""
+    images = row.pop("images")
+    if not 0 < len(images) < n:
+        return row
+    ours = {m: [choices[f"{budget} {m}"][i] for i in images] for m in ("psnr", "ssim")}
+    return {**row, "invcomp_psnr": _mean([c[1] for c in ours["psnr"] if c[0] <= budget]),
+            "invcomp_ssim": _mean([c[2] for c in ours["ssim"] if c[0] <= budget])}
 
 
 def run_budget_bench(codec: Codec, data: BenchData, out: Path, config: InversionConfig | None = None,
@@ -116,7 +81,7 @@ def run_budget_bench(codec: Codec, data: BenchData, out: Path, config: Inversion
     sweeps = {c.pil_format: classic_series(c, images, cache, progress) for c in SWEEPS}
     webp0 = float(np.mean(sweeps["WEBP"].points[0]["bytes"]))
     budgets = [int(round(m * webp0)) for m in multiples]
-    choices = _choices(codec, images, ours, budgets, cache, progress)
+    choices = budget_choices(codec, images, ours, budgets, cache, progress)
     rows = []
     for mult, budget in zip(multiples, budgets):
         for metric in ("ssim", "psnr"):
@@ -124,12 +89,10 @@ def run_budget_bench(codec: Codec, data: BenchData, out: Path, config: Inversion
             rows.append({"multiple": mult, "budget": budget, "codec": f"invcomp --max-bytes (best {metric.upper()})",
                          "within": len(fit), "bytes": _mean([c[0] for c in fit]), "psnr": _mean([c[1] for c in fit]),
                          "ssim": _mean([c[2] for c in fit]), "with_parts": sum(c[3] for c in fit)})
-        for series in sweeps.values():
-            rows.append({"multiple": mult, "budget": budget, "codec": f"best {series.codec.split()[0]} within budget",
-                         **best_within(series, budget, len(images))})
-        for series in peers:
-            rows.append({"multiple": mult, "budget": budget, "codec": f"best {series.codec} within budget",
-                         **best_within(series, budget, len(images))})
+        named = [(f"best {s.codec.split()[0]} within budget", s) for s in sweeps.values()]
+        for label, series in named + [(f"best {s.codec} within budget", s) for s in peers]:
+            row = same_images(best_within(series, budget, len(images)), choices, budget, len(images))
+            rows.append({"multiple": mult, "budget": budget, "codec": label, **row})
     out.mkdir(parents=True, exist_ok=True)
     stem = f"budgets_{name}_{data.stem}" + (f"_n{data.n}" if data.n else "")
     outputs = {"json": str(out / f"{stem}.json"), "markdown": str(out / f"{stem}.md"),
@@ -151,12 +114,14 @@ def run_budget_bench(codec: Codec, data: BenchData, out: Path, config: Inversion
 def markdown(report: dict) -> str:
     lines = [f"{report['model']} on {report['data']} ({report['images']} images); budgets are multiples of WebP-q0's mean "
              f"{report['webp_q0_mean_bytes']:.1f} bytes, per image; a codec's mean is over the images it has a file "
-             "within the budget for (`within`).", "",
-             "| budget | codec | within | bytes | PSNR | SSIM |", "|---|---|---:|---:|---:|---:|"]
+             "within the budget for (`within`); where that is not every image, the last column gives invcomp's on "
+             "the same images (its best-PSNR file's PSNR / its best-SSIM file's SSIM).", "",
+             "| budget | codec | within | bytes | PSNR | SSIM | invcomp on these images |", "|---|---|---:|---:|---:|---:|---|"]
     for r in report["rows"]:
         cells = [f"{r[k]:.2f}" if isinstance(r[k], float) else "-" for k in ("bytes", "psnr", "ssim")]
         cells[2] = f"{r['ssim']:.4f}" if r["ssim"] is not None else "-"
-        lines.append(f"| {r['multiple']:g}x ({r['budget']} B) | {r['codec']} | {r['within']} | {' | '.join(cells)} |")
+        ours = f"{r['invcomp_psnr']:.2f} / {r['invcomp_ssim']:.4f}" if r.get("invcomp_psnr") is not None else ""
+        lines.append(f"| {r['multiple']:g}x ({r['budget']} B) | {r['codec']} | {r['within']} | {' | '.join(cells)} | {ours} |")
     return "\n".join(lines) + "\n"
 
 

@@ -53,9 +53,9 @@ def test_bench_writes_every_codec_and_reuses_cache(tmp_path, tiny_weights, tiny_
     # a rerun reads every series from the cache: no codec and no inversion runs again
     monkeypatch.setattr(classic.ClassicCodec, "roundtrip", lambda *a: pytest.fail("classic codec re-run"))
     monkeypatch.setattr(rd, "run_invcomp", lambda *a, **k: pytest.fail("inversion re-run"))
-    from invcomp.bench import budgets as budget_bench
+    from invcomp.bench import choices
 
-    monkeypatch.setattr(budget_bench, "choose_enhanced", lambda *a, **k: pytest.fail("enhancement choice re-run"))
+    monkeypatch.setattr(choices, "choose_enhanced", lambda *a, **k: pytest.fail("enhancement choice re-run"))
     r2 = runner.invoke(app, args[:-3] + ["--grid", "0", "--json"])
     assert r2.exit_code == 0, r2.output
     assert json.loads(r2.stdout)["rows"] == report["rows"]
@@ -129,6 +129,24 @@ def test_best_within_takes_the_highest_setting_that_fits():
                        [{"bytes": [10, 30], "psnr": [20.0, 21.0], "ssim": [0.5, 0.6]},
                         {"bytes": [20, 40], "psnr": [25.0, 26.0], "ssim": [0.7, 0.8]},
                         {"bytes": [50, 60], "psnr": [30.0, 31.0], "ssim": [0.9, 0.95]}])
-    assert best_within(series, 25, 2) == {"within": 1, "bytes": 20.0, "psnr": 25.0, "ssim": 0.7}  # image 1 has no file
-    assert best_within(series, 9, 2) == {"within": 0, "bytes": None, "psnr": None, "ssim": None}
+    assert best_within(series, 25, 2) == {"within": 1, "bytes": 20.0, "psnr": 25.0, "ssim": 0.7,  # image 1 has no file
+                                          "images": [0]}
+    assert best_within(series, 9, 2) == {"within": 0, "bytes": None, "psnr": None, "ssim": None, "images": []}
     assert best_within(series, 45, 2)["psnr"] == 25.5
+
+
+def test_a_codec_with_files_for_some_images_is_paired_with_invcomp_on_those_images():
+    from invcomp.bench.budgets import best_within, markdown, same_images
+
+    series = rd.Series("X", "classic", [0], ["q0"], [{"bytes": [20, 40, 30], "psnr": [25.0, 26.0, 27.0],
+                                                      "ssim": [0.7, 0.8, 0.9]}])
+    # invcomp's choices per image: (bytes, PSNR, SSIM, has parts), one list per metric
+    choices = {"35 psnr": [(30, 30.0, 0.80, True), (33, 20.0, 0.60, True), (34, 28.0, 0.85, True)],
+               "35 ssim": [(31, 29.0, 0.90, True), (30, 19.0, 0.70, True), (20, 27.0, 0.95, True)]}
+    row = same_images(best_within(series, 35, 3), choices, 35, 3)  # the codec fits images 0 and 2
+    assert row["within"] == 2 and row["psnr"] == 26.0
+    assert row["invcomp_psnr"] == 29.0 and row["invcomp_ssim"] == 0.925  # images 0 and 2 only, not image 1
+    assert "invcomp_psnr" not in same_images(best_within(series, 45, 3), choices, 45, 3)  # every image: no pair
+    report = {"model": "m", "data": "d", "images": 3, "webp_q0_mean_bytes": 35.0,
+              "rows": [{"multiple": 1.0, "budget": 35, "codec": "best X within budget", **row}]}
+    assert markdown(report).splitlines()[-1] == "| 1x (35 B) | best X within budget | 2 | 25.00 | 26.00 | 0.8000 | 29.00 / 0.9250 |"
