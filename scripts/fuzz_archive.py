@@ -58,6 +58,12 @@ def _blocks(data: bytes) -> list[tuple[int, int]]:
     return found
 
 
+def _some_block(d: bytearray, rnd: random.Random) -> tuple[int, int] | None:
+    """(start, end) of a well-formed block chosen at random, or None where there is none."""
+    blocks = _blocks(bytes(d))
+    return rnd.choice(blocks) if blocks else None
+
+
 def _reblock(d: bytearray, start: int, end: int) -> None:
     """Recompute the length and crc32 of the block d[start:end] (after its payload was edited)."""
     length = end - start - 12
@@ -67,10 +73,9 @@ def _reblock(d: bytearray, start: int, end: int) -> None:
 
 def _field_extreme(d, corpus, rnd):
     """A little-endian integer field inside a block's payload set to an extreme, crc32 fixed."""
-    blocks = _blocks(bytes(d))
-    if not blocks:
+    if not (block := _some_block(d, rnd)):
         return bytes(d)
-    start, end = rnd.choice(blocks)
+    start, end = block
     payload_len = end - start - 12
     width = rnd.choice([1, 2, 4, 8])
     if payload_len < width:
@@ -87,10 +92,9 @@ def _field_extreme(d, corpus, rnd):
 
 def _length_extreme(d, corpus, rnd):
     """A block's u32 length set to an extreme (checksum left as it was)."""
-    blocks = _blocks(bytes(d))
-    if not blocks:
+    if not (block := _some_block(d, rnd)):
         return bytes(d)
-    start, end = rnd.choice(blocks)
+    start, end = block
     value = rnd.choice([0, 1, end - start - 13, end - start - 11, 1 << 20, (1 << 32) - 1])
     d[start + 4 : start + 8] = max(value, 0).to_bytes(4, "little")
     return bytes(d)
@@ -98,10 +102,9 @@ def _length_extreme(d, corpus, rnd):
 
 def _payload_edit_rechecked(d, corpus, rnd):
     """Random bytes flipped inside a block's payload, crc32 fixed (damage the checksums miss)."""
-    blocks = _blocks(bytes(d))
-    if not blocks:
+    if not (block := _some_block(d, rnd)):
         return bytes(d)
-    start, end = rnd.choice(blocks)
+    start, end = block
     if end - start <= 12:
         return bytes(d)
     for _ in range(rnd.choice([1, 1, 2, 4])):
@@ -112,10 +115,9 @@ def _payload_edit_rechecked(d, corpus, rnd):
 
 
 def _block_drop_or_dup(d, corpus, rnd):
-    blocks = _blocks(bytes(d))
-    if not blocks:
+    if not (block := _some_block(d, rnd)):
         return bytes(d)
-    start, end = rnd.choice(blocks)
+    start, end = block
     if rnd.random() < 0.5:
         return bytes(d[:start] + d[end:])
     return bytes(d[:end] + d[start:end] + d[end:])
