@@ -216,7 +216,8 @@ class Codec:
         cfg = config or self.config()
         branches = self.branches(bits, cfg, parts_bits, priorless_bits)
         if max_bytes is not None:
-            keep = self.depths_within(max_bytes, [b for b, *_ in branches], [len(b) == 3 for b in branches])
+            priorless = [len(b) == 3 for b in branches]  # only a priorless branch carries its own prior weight (0)
+            keep = self.depths_within(max_bytes, [b for b, *_ in branches], priorless)
         out: list[list[tuple[Candidate, np.ndarray] | None]] = []
         for chunk in _batches([self.prepare(im) for im in images], batch_size):
             pixels = np.stack([p for p, _ in chunk])
