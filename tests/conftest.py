@@ -19,6 +19,19 @@ TINY = NetConfig(resolution=32, latent_dim=8, width=8)
 DATA = Path(os.environ.get("INVCOMP_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
+def one_line_failure(args: list[str], match: str) -> None:
+    """The CLI fails as bad input must: exit code 2, one line `invcomp: error: ...` naming `match`, no traceback."""
+    from typer.testing import CliRunner
+
+    from invcomp.cli import app
+
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("invcomp: error:") and match in lines[0], r.stderr
+
+
 def tiny_nets(seed: int = 0, cfg: NetConfig = TINY) -> tuple[Generator, Encoder]:
     torch.manual_seed(seed)
     g, e = Generator(cfg), Encoder(cfg)
