@@ -187,6 +187,41 @@ def test_first_true_finds_the_boundary_from_any_guess():
     assert first_true(lambda s: probes.append(s) or s >= 40, 0, 127, 41) == 40 and len(probes) <= 4  # a near guess
 
 
+def test_sized_guess_lands_near_the_boundary_and_says_when_nothing_fits():
+    from invcomp.enhance.choose import first_true, sized_guess
+
+    for per_halving, floor in ((5, 7), (8, 7), (11, 9)):
+        def part_bytes(s, k=per_halving, f=floor):
+            return f + int(3000 * 2 ** (-s / k))  # a part's bytes: halving every k indices, down to a floor
+
+        for room in (floor + 1, 20, 60, 200, 900, 5000):
+            probes = []
+            size = lambda s, seen=probes: seen.append(s) or part_bytes(s)  # noqa: E731
+            fits = lambda s, r=room: part_bytes(s) <= r  # noqa: E731
+            boundary = first_true(fits, 0, 127, 64)
+            start = sized_guess(size, room, 64, 127)
+            assert len(probes) <= 3
+            if part_bytes(64) > floor and room - floor >= 4:  # (at the floor, or a byte above it, sizes tell little)
+                assert abs(start - boundary) <= 2, (per_halving, room, start, boundary)
+            assert first_true(fits, 0, 127, start) == boundary
+        tight = []
+        assert sized_guess(lambda s, seen=tight: seen.append(s) or part_bytes(s), floor - 1, 64, 127) == 127
+        assert tight == [127]  # one quick encoding at the coarsest step says that no step fits
+
+
+def test_the_choice_is_the_same_from_any_start(tiny_model, monkeypatch):
+    from invcomp.enhance import choose
+
+    target, _ = _pair(seed=3)
+    codec = Codec(tiny_model, "cpu")
+    cands = codec.compress_candidates([target], config=codec.config(steps=2))[0]
+    bases = [Base(c.bits, c.data, codec.decompress(c.data)) for c in cands]
+    targets = [Target(max_bytes=b, metric=m) for b in (40, 90, 250, 600) for m in ("ssim", "psnr")]
+    sized = [choose_enhanced(target, bases, t).candidate for t in targets]
+    monkeypatch.setattr(choose, "sized_guess", lambda part_bytes, room, guess, last: guess)  # release 0.5.4's start
+    assert [choose_enhanced(target, bases, t).candidate for t in targets] == sized
+
+
 def test_choice_meets_budgets_and_targets(tiny_model):
     target, _ = _pair()
     codec = Codec(tiny_model, "cpu")

@@ -1,0 +1,69 @@
+"""Pilot: where the part search under a byte budget starts (`choose.sized_guess`): from the step the previous
+base needed (release 0.5.4; an image's first base from the middle of the range), or from the step one
+encoding there predicts. The same files either way is the test; the encodings and seconds saved the gain.
+
+    python scripts/search_start_pilot.py --n 200 --budgets 0.5 1 2 3
+
+Per budget (multiples of WebP-q0's mean bytes over these images) and metric, `choose_enhanced` as `fit
+--max-bytes` runs it (parts on the depths of PARTS_BITS), on bases fitted once. Writes
+results/enhance/search_start_<model>.{json,md}.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from pilots import pilot_inputs, pilot_parser, save_pilot
+
+
+def main() -> None:
+    args = pilot_parser(__doc__, [0.5, 1.0, 2.0, 3.0]).parse_args()
+    from invcomp.enhance import choose
+    from invcomp.enhance import parts as enh
+    from invcomp.inversion.rate import PARTS_BITS
+
+    codec, images, webp0, bases = pilot_inputs(args, parts_bits=PARTS_BITS)
+    predicted = choose.sized_guess
+    encode_part, count = enh.encode_part, [0]
+
+    def counted(*a, **k):
+        count[0] += 1
+        return encode_part(*a, **k)
+
+    enh.encode_part = counted
+    rows = []
+    for mult in args.budgets:
+        budget = int(round(mult * webp0))
+        for metric in ("ssim", "psnr"):
+            row, files = {"multiple": mult, "budget": budget, "metric": metric}, {}
+            for start, guess in (("previous step", lambda part_bytes, room, g, last: g), ("predicted", predicted)):
+                choose.sized_guess = guess
+                count[0] = 0
+                t0 = time.perf_counter()
+                chosen = [choose.choose_enhanced(x, b, choose.Target(max_bytes=budget, metric=metric),
+                                                 part_bits=PARTS_BITS).candidate for x, b in zip(images, bases)]
+                row[start] = {"seconds": round(time.perf_counter() - t0, 2), "encodings": count[0],
+                              "bytes": round(float(np.mean([c.size for c in chosen])), 2),
+                              "psnr": round(float(np.mean([c.psnr for c in chosen])), 3),
+                              "ssim": round(float(np.mean([c.ssim for c in chosen])), 4)}
+                files[start] = [c.data for c in chosen]
+            row["same_files"] = sum(a == b for a, b in zip(*files.values()))
+            rows.append(row)
+            print(row, flush=True)
+    choose.sized_guess, enh.encode_part = predicted, encode_part
+    lines = [f"{args.model}, first {len(images)} images of {args.data}; budgets are multiples of WebP-q0's mean "
+             f"{webp0:.1f} B; one thread. Part encodings and seconds of the search (bases fitted once), and how many "
+             "of the images get the same file from both starts.", "",
+             "| budget | metric | encodings, previous step | encodings, predicted | seconds, previous | seconds, predicted "
+             "| same files |", "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        a, b = r["previous step"], r["predicted"]
+        lines.append(f"| {r['multiple']}x ({r['budget']} B) | {r['metric']} | {a['encodings']} | {b['encodings']} "
+                     f"({100 * (b['encodings'] / a['encodings'] - 1):+.0f} %) | {a['seconds']:.2f} | {b['seconds']:.2f} "
+                     f"| {r['same_files']} / {len(images)} |")
+    save_pilot(f"search_start_{args.model}", {"model": args.model, "data": args.data, "images": len(images),
+                                              "webp_q0_mean_bytes": round(webp0, 2), "rows": rows}, lines)
+
+
+if __name__ == "__main__":
+    main()
