@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.5.4"
+__version__ = "0.5.5"
 
 _PUBLIC = {
     "Codec": "invcomp.codec", "FitOptions": "invcomp.codec", "compress": "invcomp.codec",
