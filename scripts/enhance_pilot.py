@@ -2,6 +2,8 @@
 
     python scripts/enhance_pilot.py --model airplanes32 --data cifar10_airplane_test.npz --n 100 \
         --budgets 0.5 1 2 3 --variants dct8 dct4 dct8c4 dct8+4 --metric ssim
+    python scripts/enhance_pilot.py --model flowers64 --data flowers_64_test.npz --n 60 --threads 2 \
+        --budgets 1 2 3 4 --variants dct8+4 dct16+8 dct8+16 --metric psnr     # 16x16 blocks on 64x64 images
 
 For every image: the base latent at each operating bit depth (one inversion run), then per variant
 the finest residual part that fits the budget left; the best (by SSIM) base+part per image is kept.
@@ -23,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 # name: (block side, chroma index, block side also tried on the winning base); chroma index j makes the
 # chroma step 2^(j/4) times the luma step; "dct8+4" is what `fit` does
 VARIANTS = {"dct8": (8, 0, None), "dct4": (4, 0, None), "dct8c4": (8, 4, None), "dct4c4": (4, 4, None),
-            "dct8+4": (8, 0, 4)}
+            "dct8+4": (8, 0, 4), "dct16+8": (16, 0, 8), "dct8+16": (8, 0, 16)}
 
 
 def best_classic(fmt: str, image: np.ndarray, budget: int, settings) -> tuple[int, np.ndarray] | None:
@@ -53,8 +55,11 @@ def main() -> None:
     from invcomp.bench.classic import classic_roundtrip
     from invcomp.bench.data import load_bench_data
     from invcomp.codec import Codec
+    from invcomp.enhance import parts
     from invcomp.enhance.choose import Base, Target, choose_enhanced
     from invcomp.metrics import image_quality
+
+    parts.TRANSFORMS.setdefault(4, 16)  # 16x16 blocks are no part of the format: this pilot only measures them
 
     codec = Codec(args.model, "cpu")
     data = load_bench_data(args.data, codec.resolution, args.n)
