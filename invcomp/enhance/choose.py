@@ -3,8 +3,9 @@ jointly for a byte budget or a quality target.
 
 The inputs are the image and its base files (one per operating bit depth, with the pixels they decode
 to); a file is a base alone or a base with parts (`icz.with_parts`). The search per base is a
-search over the part's step (`first_true`), starting under a budget from the step that encodings near
-the previous base's step predict (`sized_guess`): about 2.5 encodings per base instead of a bisection's 7."""
+search over the part's step (`first_true`), starting from the step that encodings near the previous
+base's step predict (`sized_guess` for a budget, `quality_guess` for a PSNR target): about 2.5 encodings
+per base under a budget instead of a bisection's 7."""
 from __future__ import annotations
 
 import math
@@ -125,36 +126,50 @@ def first_true(pred: Callable[[int], bool], lo: int, hi: int, guess: int) -> int
 
 
 STEPS_PER_HALVING = 6  # the first guess at how many step indices halve a part's bytes (8 would double the step)
+STEPS_PER_DB = 8 / 6.02  # ... and at how many lose a dB of PSNR (doubling the step costs about 6 dB)
 BLIND = STEP_LEVELS // 2  # where a search starts with nothing known
 TIGHT_ROOM = 16  # bytes: below this, first check that the coarsest step's part (every coefficient zero) fits at all
 
 
+def secant_guess(measure: Callable[[int], float], goal: float, guess: int, last: int, per_unit: float) -> int:
+    """The step where `measure`, falling as the step grows, meets `goal`: measured at `guess` (the step the
+    image's previous base needed), then where a line of `per_unit` indices per unit predicts, then where
+    the line through both measurements predicts (its slope kept within 3x of per_unit). A search's answer
+    is the same from any start; a near one saves encodings (scripts/search_start_pilot.py)."""
+
+    def towards(step: int, value: float, slope: float) -> int:
+        return min(max(step + round(slope * (value - goal)), 0), last)
+
+    value = measure(guess)
+    second = towards(guess, value, per_unit)
+    if second == guess:
+        return guess
+    value2 = measure(second)
+    if value2 == value:
+        return second
+    return towards(second, value2, min(max((second - guess) / (value - value2), per_unit / 3), per_unit * 3))
+
+
 def sized_guess(part_bytes: Callable[[int], int], room: int, guess: int, last: int) -> int:
     """Where the search for the finest step whose parts fit `room` bytes starts: `last` if the room is tight
-    and not even its part fits (a quick encoding: no coefficient survives the coarsest step); else an
-    encoding at `guess` (the step the image's previous base needed), one where its size predicts (bytes
-    halving every STEPS_PER_HALVING indices), then the step the line through both predicts in log bytes.
-    The answer is the same from any start; a near one saves encodings (scripts/search_start_pilot.py)."""
-
+    and not even its part fits (a quick encoding: no coefficient survives the coarsest step); else where
+    the parts' bytes, in log2 above what no step removes, meet the room's (`secant_guess`)."""
     floor = 0  # bytes that no step removes, where known
     if room < TIGHT_ROOM:
         floor = part_bytes(last)
         if floor > room:
             return last
+    return secant_guess(lambda s: math.log2(max(part_bytes(s) - floor, 1)), math.log2(max(room - floor, 1)),
+                        guess, last, STEPS_PER_HALVING)
 
-    def towards(step: int, size: int, per_halving: float) -> int:
-        halvings = math.log2(max(size - floor, 1) / max(room - floor, 1))
-        return min(max(step + round(per_halving * halvings), 0), last)
 
-    size = part_bytes(guess)
-    second = towards(guess, size, STEPS_PER_HALVING)
-    if second == guess:
-        return guess
-    size2 = part_bytes(second)
-    if min(size, size2) <= floor or size2 == size:
-        return second
-    per_halving = (second - guess) / math.log2((size - floor) / (size2 - floor))
-    return towards(second, size2, min(max(per_halving, 2.0), 16.0))
+def quality_guess(quality: Callable[[int], tuple[float, float]], target: Target, guess: int, last: int) -> int:
+    """Where the search for a PSNR target starts: where PSNR meets it (`secant_guess`). An SSIM target keeps
+    `guess`: SSIM against the step is not monotone on every image, so another start may find another,
+    larger file (tried: a few of 200 test airplanes changed)."""
+    if target.target_ssim is None and target.target_psnr is not None:
+        return secant_guess(lambda s: quality(s)[0], target.target_psnr, guess, last, STEPS_PER_DB)
+    return guess
 
 
 def _search(image: np.ndarray, base: Base, target: Target, block: int,
@@ -191,8 +206,8 @@ def _search(image: np.ndarray, base: Base, target: Target, block: int,
         step = first_true(fits, 0, last, start)
         return (file_of(step), step) if step <= last else (None, guess)
     # quality targets: steps run from "too large" through "meets the targets" to "too poor"; the last that meets them
-    poor = first_true(lambda s: fits(s) and not target.good(file_of(s).psnr, file_of(s).ssim), 0, last,
-                      BLIND if guess is None else guess)
+    start = quality_guess(lambda s: (file_of(s).psnr, file_of(s).ssim), target, BLIND if guess is None else guess, last)
+    poor = first_true(lambda s: fits(s) and not target.good(file_of(s).psnr, file_of(s).ssim), 0, last, start)
     step = poor - 1
     if step >= 0 and fits(step) and target.good(file_of(step).psnr, file_of(step).ssim):
         return file_of(step), step
