@@ -172,10 +172,9 @@ def quality_guess(quality: Callable[[int], tuple[float, float]], target: Target,
     return guess
 
 
-def _search(image: np.ndarray, base: Base, target: Target, block: int,
-            guess: int | None) -> tuple[Candidate | None, int | None]:
+def _search(image: np.ndarray, base: Base, target: Target, block: int, guess: int) -> tuple[Candidate | None, int]:
     """The best file on this base with parts (within the budget; the cheapest meeting a quality target)
-    and its step index (the next search's guess; None: no step known yet, the search starts blind)."""
+    and its step index (the next search's guess)."""
     overhead = len(with_parts(base.data, [b"x"])) - 1 - len(base.data)  # version 2's length fields, one part
     budget = target.max_bytes
     if budget is not None and budget - len(base.data) - overhead < enh.part_overhead() + 1:
@@ -199,14 +198,12 @@ def _search(image: np.ndarray, base: Base, target: Target, block: int,
 
     last = STEP_LEVELS - 1
     if not target.quality_target:  # the finest step that fits (steps grow coarser with the index)
-        start = BLIND if guess is None else guess
-        if budget is not None:
-            start = sized_guess(lambda s: len(with_parts(base.data, parts_of(s)[0])) - len(base.data),
-                                budget - len(base.data), start, last)
+        start = guess if budget is None else sized_guess(
+            lambda s: len(with_parts(base.data, parts_of(s)[0])) - len(base.data), budget - len(base.data), guess, last)
         step = first_true(fits, 0, last, start)
         return (file_of(step), step) if step <= last else (None, guess)
     # quality targets: steps run from "too large" through "meets the targets" to "too poor"; the last that meets them
-    start = quality_guess(lambda s: (file_of(s).psnr, file_of(s).ssim), target, BLIND if guess is None else guess, last)
+    start = quality_guess(lambda s: (file_of(s).psnr, file_of(s).ssim), target, guess, last)
     poor = first_true(lambda s: fits(s) and not target.good(file_of(s).psnr, file_of(s).ssim), 0, last, start)
     step = poor - 1
     if step >= 0 and fits(step) and target.good(file_of(step).psnr, file_of(step).ssim):
@@ -221,7 +218,7 @@ def choose_enhanced(image: np.ndarray, bases: Sequence[Base], target: Target, en
     """Per image: every base alone and (unless not enhance) every searched base whose bits are in
     `part_bits` (None: every base) with its best parts; the cheapest meeting the quality targets (within the
     budget), or with only a budget the best `metric` within it."""
-    candidates, guess, origin = [], None, {}
+    candidates, guess, origin = [], BLIND, {}
     for base in bases:
         psnr, ssim = _quality(image, base.pixels)
         candidates.append(Candidate(base.bits, base.data, psnr, ssim))
