@@ -219,6 +219,7 @@ def test_the_choice_is_the_same_from_any_start(tiny_model, monkeypatch):
     targets = [Target(max_bytes=b, metric=m) for b in (40, 90, 250, 600) for m in ("ssim", "psnr")]
     targets += [Target(target_psnr=p) for p in (24, 30, 36)] + [Target(target_ssim=v) for v in (0.8, 0.95)]
     targets += [Target(max_bytes=250, target_psnr=30), Target(target_psnr=30, target_ssim=0.9)]
+    targets += [Target(max_bytes=400, layers=3), Target(target_psnr=32, layers=2)]  # parts `trim` can cut between
     sized = [choose_enhanced(target, bases, t).candidate for t in targets]
     monkeypatch.setattr(choose, "sized_guess", lambda part_bytes, room, guess, last: guess)  # release 0.5.4's start
     monkeypatch.setattr(choose, "quality_guess", lambda quality, target, guess, last: guess)
